@@ -1,0 +1,9 @@
+"""Numba options in one place (STYLE 5): every kernel decorates with these.
+
+``cache=True`` keeps compile time out of the user's second run; ``fastmath`` is
+off because the statistics must match float64 theory to many digits.
+Set ``NUMBA_DISABLE_JIT=1`` to run every kernel as plain Python (coverage,
+tracebacks).
+"""
+JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
+PARALLEL_JIT = dict(JIT, parallel=True)

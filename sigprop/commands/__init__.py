@@ -1,0 +1,1 @@
+"""One module per ``sigprop`` subcommand (see :mod:`sigprop.cli`)."""
