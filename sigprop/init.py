@@ -83,31 +83,32 @@ class InitScheme:
         g = dict(self.params).get("gain")
         return get_activation(activation).init_gain if g is None else g
 
-    def weight_std(self, fan_in: int, fan_out: int, activation="linear") -> float:
-        """std(W_ij) for a hidden layer of shape (fan_in, fan_out)."""
+    def sigma_w(self, fan_in: int, fan_out: int, activation="linear") -> float:
+        """Mean-field weight scale ``sigma_w = std(W) sqrt(fan_in)`` of a hidden layer."""
         p = dict(self.params)
         f = self.family
         if f == "standard_normal":
-            return 1.0
+            return math.sqrt(fan_in)
         if f == "scaled":
-            return p["std"]
+            return p["std"] * math.sqrt(fan_in)
         if f in ("lecun_normal", "lecun_uniform"):
-            return 1.0 / math.sqrt(fan_in)
+            return 1.0
         if f in ("xavier_normal", "xavier_uniform"):
-            return p["gain"] * math.sqrt(2.0 / (fan_in + fan_out))
+            return p["gain"] * math.sqrt(2.0 * fan_in / (fan_in + fan_out))
         if f in ("kaiming_normal", "kaiming_uniform"):
             fan = fan_in if p["mode"] == "fan_in" else fan_out
-            return self._gain(activation) / math.sqrt(fan)
+            return self._gain(activation) * (1.0 if fan == fan_in else math.sqrt(fan_in / fan))
         if f == "orthogonal":
             # entries of a (semi-)orthogonal matrix have variance 1/max(fan_in, fan_out)
-            return p["gain"] / math.sqrt(max(fan_in, fan_out))
+            big = max(fan_in, fan_out)
+            return p["gain"] * (1.0 if big == fan_in else math.sqrt(fan_in / big))
         if f == "mup":
-            return self._gain(activation) / math.sqrt(fan_in)
+            return self._gain(activation)
         raise AssertionError(f)
 
-    def sigma_w(self, fan_in: int, fan_out: int, activation="linear") -> float:
-        """Mean-field weight scale ``sigma_w = std(W) sqrt(fan_in)``."""
-        return self.weight_std(fan_in, fan_out, activation) * math.sqrt(fan_in)
+    def weight_std(self, fan_in: int, fan_out: int, activation="linear") -> float:
+        """std(W_ij) of a hidden layer of shape (fan_in, fan_out)."""
+        return self.sigma_w(fan_in, fan_out, activation) / math.sqrt(fan_in)
 
     def output_weight_std(self, fan_in: int, fan_out: int) -> float:
         """std of the readout layer: muP uses 1/fan_in (so the output does not grow with
