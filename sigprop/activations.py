@@ -189,7 +189,7 @@ class Activation:
         values = self.param_values
 
         def g(h):
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            with np.errstate(all="ignore"):
                 out = np.asarray(f(np.asarray(h, dtype=float), *values), dtype=float)
             return out if out.shape == np.shape(h) else np.broadcast_to(out, np.shape(h)).copy()
         return g
