@@ -41,8 +41,8 @@ def test_samplers_have_the_stated_entry_variance(distribution):
 def test_orthogonal_is_semi_orthogonal(fan_in, fan_out):
     w = sample_weights(np.random.default_rng(2), "orthogonal", 1 / math.sqrt(max(fan_in, fan_out)), fan_in, fan_out)
     gram = w @ w.T if fan_in <= fan_out else w.T @ w
-    # entries of std 1/sqrt(max fan) mean W W^T (the short side) is I / max fan
-    np.testing.assert_allclose(gram * max(fan_in, fan_out), np.eye(min(fan_in, fan_out)), atol=1e-12)
+    # entry std 1/sqrt(max fan) is exactly what orthonormal rows (or columns) of length max fan have
+    np.testing.assert_allclose(gram, np.eye(min(fan_in, fan_out)), atol=1e-12)
 
 
 def test_mup_output_and_learning_rate_scaling():
