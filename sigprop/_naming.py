@@ -51,5 +51,9 @@ def format_call(name: str, params: dict) -> str:
     """Inverse of :func:`parse_call`: ``format_call("leaky_relu", {"a": 0.2}) == "leaky_relu(a=0.2)"``."""
     if not params:
         return name
-    inner = ", ".join(f"{k}={params[k]!r}" for k in sorted(params))
+    def lit(v):  # numpy scalars print as plain Python literals
+        if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+            v = v.item()
+        return repr(v)
+    inner = ", ".join(f"{k}={lit(params[k])}" for k in sorted(params))
     return f"{name}({inner})"
