@@ -7,3 +7,11 @@ tracebacks).
 """
 JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
 PARALLEL_JIT = dict(JIT, parallel=True)
+
+#: Float results may be contracted into fused multiply-adds (never less accurate): the
+#: charmlp elementary functions (sigprop.charmlp.vmath).
+CONTRACT_JIT = dict(JIT, fastmath={"contract"})
+#: Sums may also be reassociated so that LLVM vectorises reductions and blocked matrix products:
+#: results are deterministic for a given build and input, but not bitwise equal to a sequential
+#: sum (the charmlp training kernels).
+FAST_JIT = dict(JIT, fastmath={"contract", "reassoc"})
