@@ -1,0 +1,226 @@
+"""Speed of the Monte Carlo engine against plain numpy and torch doing the same work.
+
+Three comparisons, printed side by side (time in seconds, ratio = other / engine, so a
+ratio above 1 means the engine is faster):
+
+(a) GEMM-bound: few wide networks (default depth 20, width 512, 1024 inputs each). The
+    reference is the bare numpy matmuls of the same shapes (forward ``x @ W`` and backward
+    ``g @ W.T`` per layer, weights drawn beforehand): the engine's goal is at most 1.25x
+    that time, i.e. ratio >= 0.8.
+(b) Many small networks (default 10,000 networks, depth 20, width 64, 16 inputs): a
+    straightforward numpy loop over networks (per layer: draw W, GEMM, tanh, the same
+    statistics; backward likewise). Goal: ratio >= 5.
+(c) torch (CPU), if importable: the same simulations as (a) and (b) written in torch.
+    Goal: ratio >= 1.
+
+Every contender computes the same statistics (pre-activation second moment, activation
+mean / second moment, saturated and dead fractions, phi'^2, pair correlation sums,
+log-norms, gradient second moment), per network, from its own random numbers.
+
+Run: ``python benchmarks/engine_speed.py`` (``--quick`` for a smaller run). Compile time is
+reported separately (first call in a fresh cache vs a cached call) and excluded from the
+timings, which are the best of ``--repeat`` runs.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def _best(f, repeat):
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+# --- (a) bare matmuls of the engine's shapes ---------------------------------------------------------
+def bare_matmul(depth, width, n_inputs, n_networks, dtype=np.float64):
+    rng = np.random.default_rng(0)
+    weights = [rng.standard_normal((width, width)).astype(dtype) / np.sqrt(width) for _ in range(depth)]
+    x0 = rng.standard_normal((n_inputs, width)).astype(dtype)
+
+    def go():
+        for _ in range(n_networks):
+            x = x0
+            for w in weights:
+                x = x @ w          # forward GEMM
+            g = x0
+            for w in reversed(weights):
+                g = g @ w.T        # backward GEMM
+    return go
+
+
+# --- the same simulation in a plain numpy loop --------------------------------------------------------
+def numpy_loop(depth, width, n_inputs, n_networks, sigma_w, seed=0, c0=0.5, threshold=0.97):
+    lo, hi = -np.arctanh(threshold), np.arctanh(threshold)
+    std = sigma_w / np.sqrt(width)
+    pairs = n_inputs // 2
+
+    def go():
+        out = np.empty((n_networks, depth, 13))
+        for k, child in enumerate(np.random.SeedSequence(seed).spawn(n_networks)):
+            rng = np.random.default_rng(child)
+            xa = rng.standard_normal((pairs, width))
+            x = np.vstack([xa, c0 * xa + np.sqrt(1 - c0 ** 2) * rng.standard_normal((pairs, width))])
+            weights, dphi = [], []
+            for l in range(depth):
+                w = rng.standard_normal((width, width)) * std
+                h = x @ w
+                x = np.tanh(h)
+                d = 1.0 - x * x
+                sq = (x * x).sum(axis=1)
+                out[k, l, 0] = (h * h).mean()
+                out[k, l, 1] = x.mean()
+                out[k, l, 2] = sq.mean() / width
+                out[k, l, 3] = ((h < lo) | (h > hi)).mean()
+                out[k, l, 4] = (h == -np.inf).mean()
+                out[k, l, 5] = (d * d).mean()
+                out[k, l, 6] = (h[:pairs] * h[pairs:]).mean()
+                logs = np.log(sq)
+                out[k, l, 7] = logs.mean()
+                out[k, l, 8] = (logs * logs).mean()
+                weights.append(w)
+                dphi.append(d)
+            g = rng.standard_normal((n_inputs, width))
+            for l in range(depth - 1, -1, -1):
+                g = g * dphi[l]
+                gs = (g * g).sum(axis=1)
+                out[k, l, 9] = gs.mean() / width
+                lg = np.log(gs)
+                out[k, l, 10] = lg.mean()
+                out[k, l, 11] = (lg * lg).mean()
+                g = g @ weights[l].T
+        return out
+    return go
+
+
+# --- torch ------------------------------------------------------------------------------------------
+def torch_loop(depth, width, n_inputs, n_networks, sigma_w, seed=0, c0=0.5, threshold=0.97, batch=1):
+    """The same simulation in torch; ``batch`` networks at a time with batched matmuls."""
+    import torch
+    lo, hi = -float(np.arctanh(threshold)), float(np.arctanh(threshold))
+    std = sigma_w / np.sqrt(width)
+    pairs = n_inputs // 2
+    torch.manual_seed(seed)
+
+    def go():
+        out = torch.empty((n_networks, depth, 13), dtype=torch.float64)
+        with torch.no_grad():
+            for k0 in range(0, n_networks, batch):
+                nb = min(batch, n_networks - k0)
+                xa = torch.randn(nb, pairs, width, dtype=torch.float64)
+                x = torch.cat([xa, c0 * xa + (1 - c0 ** 2) ** 0.5 * torch.randn(nb, pairs, width, dtype=torch.float64)], 1)
+                weights, dphi = [], []
+                o = out[k0:k0 + nb]
+                for l in range(depth):
+                    w = torch.randn(nb, width, width, dtype=torch.float64) * std
+                    h = torch.bmm(x, w)
+                    x = torch.tanh(h)
+                    d = 1.0 - x * x
+                    sq = (x * x).sum(-1)
+                    o[:, l, 0] = (h * h).mean((1, 2))
+                    o[:, l, 1] = x.mean((1, 2))
+                    o[:, l, 2] = sq.mean(-1) / width
+                    o[:, l, 3] = ((h < lo) | (h > hi)).double().mean((1, 2))
+                    o[:, l, 4] = (h == -float("inf")).double().mean((1, 2))
+                    o[:, l, 5] = (d * d).mean((1, 2))
+                    o[:, l, 6] = (h[:, :pairs] * h[:, pairs:]).mean((1, 2))
+                    logs = torch.log(sq)
+                    o[:, l, 7] = logs.mean(-1)
+                    o[:, l, 8] = (logs * logs).mean(-1)
+                    weights.append(w)
+                    dphi.append(d)
+                g = torch.randn(nb, n_inputs, width, dtype=torch.float64)
+                for l in range(depth - 1, -1, -1):
+                    g = g * dphi[l]
+                    gs = (g * g).sum(-1)
+                    o[:, l, 9] = gs.mean(-1) / width
+                    lg = torch.log(gs)
+                    o[:, l, 10] = lg.mean(-1)
+                    o[:, l, 11] = (lg * lg).mean(-1)
+                    g = torch.bmm(g, weights[l].transpose(1, 2))
+        return out
+    return go
+
+
+def engine(depth, width, n_inputs, n_networks, activation="tanh"):
+    from sigprop import NetSpec
+    from sigprop.simulate import run
+    spec = NetSpec.uniform(depth=depth, width=width, activation=activation, init="kaiming")
+    run(spec, 2, n_inputs, seed=1)  # compile / load from cache
+    return lambda: run(spec, n_networks, n_inputs, seed=0)
+
+
+def compile_times():
+    """Seconds for a first call in a fresh kernel cache, and for the same call once cached
+    (each in a new process, so both include numba's start-up)."""
+    code = ("import time; t = time.perf_counter(); from sigprop import NetSpec; from sigprop.simulate import run; "
+            "run(NetSpec.uniform(depth=3, width=32, activation='tanh', init='kaiming'), 2, 4, 0); "
+            "run(NetSpec.uniform(depth=3, width=256, activation='tanh', init='kaiming'), 2, 4, 0); "
+            "print(time.perf_counter() - t)")
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, SIGPROP_CACHE_DIR=tmp, NUMBA_CACHE_DIR=os.path.join(tmp, "numba"))
+        first = float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                     check=True).stdout.split()[-1])
+        cached = float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                      check=True).stdout.split()[-1])
+    return first, cached
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="smaller sizes (a quick look, not the goal sizes)")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--no-compile", action="store_true", help="skip the compile-time measurement")
+    args = p.parse_args(argv)
+    import numba
+    import sigprop.simulate  # noqa: F401 (sets the threading layer it prefers)
+    a = dict(depth=20, width=512, n_inputs=1024, n_networks=2 if args.quick else 4)
+    b = dict(depth=20, width=64, n_inputs=16, n_networks=1000 if args.quick else 10000)
+    sw = 5.0 / 3.0
+    print(f"numba {numba.__version__}, threads {numba.get_num_threads()}, layer {numba.config.THREADING_LAYER}, "
+          f"cpus {os.cpu_count()}")
+    rows = []
+    t_engine_a = _best(engine(**a), args.repeat)
+    t_bare = _best(bare_matmul(**a), args.repeat)
+    rows.append(("(a) GEMM-bound " + _fmt(a), "bare numpy matmul", t_engine_a, t_bare, 0.8))
+    t_engine_b = _best(engine(**b), args.repeat)
+    t_numpy = _best(numpy_loop(sigma_w=sw, **b), 1)
+    rows.append(("(b) small networks " + _fmt(b), "numpy loop", t_engine_b, t_numpy, 5.0))
+    try:
+        import torch
+        torch.set_num_threads(numba.get_num_threads())
+        rows.append(("(c) torch, config (a)", f"torch {torch.__version__}", t_engine_a,
+                     _best(torch_loop(sigma_w=sw, **a), args.repeat), 1.0))
+        rows.append(("(c) torch, config (b)", "torch, 1 network per step", t_engine_b,
+                     _best(torch_loop(sigma_w=sw, **b), 1), 1.0))
+        rows.append(("(c) torch, config (b)", "torch, 100 networks batched", t_engine_b,
+                     _best(torch_loop(sigma_w=sw, batch=100, **b), 1), 1.0))
+    except ImportError:
+        rows.append(("(c) torch", "not importable", float("nan"), float("nan"), 1.0))
+    print(f"{'case':<52} {'reference':<28} {'engine s':>9} {'ref s':>9} {'ratio':>7} {'goal':>6}")
+    for case, ref, te, tr, goal in rows:
+        ratio = tr / te
+        ok = "ok" if ratio >= goal else "MISS"
+        print(f"{case:<52} {ref:<28} {te:9.3f} {tr:9.3f} {ratio:7.2f} {'>=' + str(goal):>6} {ok}")
+    if not args.no_compile:
+        first, cached = compile_times()
+        print(f"compile: first run in a fresh cache {first:.1f} s, cached {cached:.1f} s "
+              "(new process each: tanh, small and wide schedules)")
+
+
+def _fmt(d):
+    return f"d{d['depth']} w{d['width']} in{d['n_inputs']} nets{d['n_networks']}"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,604 @@
+"""Monte Carlo measurement of signal propagation over an ensemble of random networks.
+
+:func:`run` draws ``n_networks`` independent networks from a :class:`~sigprop.spec.NetSpec`,
+pushes ``n_inputs`` random inputs forward and a random output gradient backward through
+each, and returns per-layer statistics with standard errors as a
+:class:`~sigprop.spec.LayerStats` (``source="simulation"``).
+
+Estimators
+----------
+Each network ``k`` gives one value per layer of each raw average below (over its units
+``j`` and inputs ``r``); a quantity is a smooth function of the ensemble means of these
+values, and its standard error is the delta-method one computed from their covariance
+ACROSS networks (networks are the independent units; the inputs of one network are not
+independent of each other):
+
+=====================  ===================================================================
+``q``                  mean of ``h^2``                         (the mean-field ``q_l``)
+``act_mean``           mean of ``phi(h)``
+``act_sq``             mean of ``phi(h)^2``
+``act_var``            ``act_sq - act_mean^2``: the variance pooled over units, inputs and
+                       networks (what mean-field theory predicts, ``Var_{h~N(0,q)} phi(h)``)
+``saturated``          fraction of ``h`` outside ``act.saturation_cutoffs(threshold)``
+                       (NaN for an unbounded activation)
+``dead``               fraction of ``h`` in ``act.dead_intervals`` (closed intervals)
+``grad_var``           mean of ``(dL/dh)^2`` for an i.i.d. N(0, 1) ``dL/dx_L`` (its mean is 0)
+``corr``               ``E[h_a h_b] / sqrt(E[h_a^2] E[h_b^2])`` over input pairs (a, b) of
+                       initial correlation ``c0`` (``x_b = c0 x_a + sqrt(1 - c0^2) x'``):
+                       the theory's ``q_12 / q``
+``chi1``               mean over networks of ``n_{l-1} mean(W_l^2) * mean(phi'(h_l)^2)``: the
+                       realised ``sigma_w^2`` of the layer's weights times ``E[phi'^2]``
+``act_lognorm_var``    ``Var[log ||x_l||^2]`` over (network, input): one random input through
+                       one random network, the finite-width quantity of Hanin (2018)
+``grad_lognorm_var``   ``Var[log ||dL/dh_l||^2]`` likewise
+=====================  ===================================================================
+
+Random numbers are counter-based (:mod:`sigprop.simulate.kernels`): network ``i``'s weights,
+biases, inputs and output gradient are a pure function of ``(seed, i)``, so the result is
+bitwise the same whatever the number of threads, and the first ``n`` networks of a larger
+run are the networks of a run with ``n_networks = n``.
+
+Schedule: networks are simulated in batches (arrays with a leading network axis). Wide
+networks (a width >= 128) go one at a time, GEMMs threaded by BLAS; small ones go as many
+at a time as fit in :data:`MEMORY_BUDGET`, their GEMMs split over threads. Buffers are
+reused across batches. Elementwise work runs in row-parallel numba kernels, except that
+transcendental activations (tanh, erf, ...) are evaluated by numpy's SIMD ufuncs (sympy
+``lambdify``, 10-20x faster than the scalar libm calls numba makes); piecewise-polynomial
+ones (relu, leaky relu, linear) use the fused numba kernel (sympy-printed scalar code).
+Per network, the computation does not depend on the batch size or the thread count.
+
+Compilation: the activation-specific kernels are generated per activation set into
+:func:`cache_dir` and cached by numba (``cache=True``): the first run of a new
+activation compiles for ~10-20 s, later runs load in well under a second.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numba
+import numpy as np
+
+from ..spec import LayerStats, NetSpec
+from . import kernels as K
+from .progress import Progress
+
+__all__ = ["run", "draw_network", "SIM_QUANTITIES", "cache_dir", "load_kernels"]
+
+#: Quantities :func:`run` returns, in order.
+SIM_QUANTITIES = ("q", "act_mean", "act_sq", "act_var", "saturated", "dead", "grad_var", "corr", "chi1",
+                  "act_lognorm_var", "grad_lognorm_var")
+
+#: Networks with every width below this are simulated many at a time (batches).
+SMALL_WIDTH = 128
+#: Memory for one batch's stored weights and phi'(h): sets the batch size of small networks;
+#: a wide network beyond it draws its weights again for the backward pass / runs its inputs
+#: in blocks (memory never grows with n_networks).
+MEMORY_BUDGET = 256 * 2 ** 20
+_CHUNK_VALUES = 4 * 2 ** 20  # per-network values buffered before they are folded into the moments
+
+# The engine launches a few short parallel kernels per layer. numba's OpenMP layer spin-waits
+# between launches, which on a loaded machine (BLAS threads, other processes) costs a
+# scheduler tick (~8 ms) per launch; the workqueue layer's workers sleep instead. Respect a
+# user's explicit choice (NUMBA_THREADING_LAYER), otherwise prefer workqueue.
+if "NUMBA_THREADING_LAYER" not in os.environ and numba.config.THREADING_LAYER == "default":
+    numba.config.THREADING_LAYER = "workqueue"
+
+
+# --- kernels per activation set -------------------------------------------------------------------
+_LOADED: dict = {}
+
+
+def cache_dir() -> Path:
+    """Where generated kernel modules (and numba's cache of them) live:
+    ``$SIGPROP_CACHE_DIR`` or ``~/.cache/sigprop/kernels``."""
+    root = os.environ.get("SIGPROP_CACHE_DIR")
+    return Path(root) if root else Path.home() / ".cache" / "sigprop" / "kernels"
+
+
+def _phi_dphi_exprs(act):
+    """``(phi, phi')`` of an activation as sympy expressions, parameters substituted as floats."""
+    import sympy as sp
+    subs = {s: sp.Float(v, 17) for s, v in zip(act.param_symbols, act.param_values)}
+    return act.expr_symbolic.subs(subs), act.derivative_symbolic.subs(subs)
+
+
+def scalar_source(act, name: str) -> str:
+    """Python source of ``name(x) -> (phi(x), phi'(x))``, printed by sympy with common
+    subexpressions shared (``tanh(x)`` is evaluated once), for numba to compile."""
+    import sympy as sp
+    from ..activations import _FullPrecisionPrinter
+    printer = _FullPrecisionPrinter({"fully_qualified_modules": True})
+    repl, (phi, dphi) = sp.cse(list(_phi_dphi_exprs(act)), symbols=sp.numbered_symbols("t_"))
+    lines = [f"# {act.name}: phi(x) = {sp.sstr(act.expr)}", "@numba.njit(**JIT)", f"def {name}(x):"]
+    lines += [f"    {sym} = {printer.doprint(e)}" for sym, e in repl]
+    lines.append(f"    return {printer.doprint(phi)}, {printer.doprint(dphi)}")
+    return "\n".join(lines) + "\n\n"
+
+
+def vector_function(act):
+    """numpy ``f(h) -> (phi(h), phi'(h))`` (sympy lambdify with shared subexpressions):
+    the engine evaluates transcendental activations with numpy's SIMD ufuncs."""
+    import sympy as sp
+    from ..activations import x
+    f = sp.lambdify((x,) + act.param_symbols, [act.expr_symbolic, act.derivative_symbolic], ["scipy", "numpy"],
+                    cse=True)
+    values = act.param_values
+
+    def phi_dphi(h):
+        phi, dphi = f(h, *values)
+        phi = np.ascontiguousarray(np.broadcast_to(phi, h.shape), dtype=h.dtype)
+        dphi = np.ascontiguousarray(np.broadcast_to(dphi, h.shape), dtype=h.dtype)
+        return phi, dphi
+    return phi_dphi
+
+
+def _piecewise_polynomial(act) -> bool:
+    """True if phi and phi' use no function but Piecewise / Max / Min / Abs (cheap in numba)."""
+    import sympy as sp
+    cheap = (sp.Piecewise, sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign)
+    return all(isinstance(f, cheap) for e in _phi_dphi_exprs(act) for f in e.atoms(sp.Function))
+
+
+def kernel_source(activations) -> str:
+    """Python source of the kernel module for a list of distinct activations: their
+    sympy-printed fused ``phi``/``phi'`` under numba, a dispatcher on the per-layer code,
+    then the layer kernels of ``_layer_template.py``."""
+    here = Path(__file__).parent
+    parts = ["# generated by sigprop.simulate.engine; do not edit (regenerated when sources change)",
+             "import math", "import numba", "from sigprop._jit import JIT", "", ""]
+    for i, act in enumerate(activations):
+        parts.append(scalar_source(act, f"phi_dphi_{i}"))
+    parts.append("@numba.njit(**JIT)")
+    parts.append("def phi_dphi_act(code, x):")
+    for i in range(len(activations) - 1):
+        parts.append(f"    if code == {i}:\n        return phi_dphi_{i}(x)")
+    parts.append(f"    return phi_dphi_{len(activations) - 1}(x)\n\n")
+    parts.append((here / "_layer_template.py").read_text())
+    return "\n".join(parts)
+
+
+def load_kernels(activations):
+    """Import (writing it first if needed) the compiled-kernel module for ``activations``.
+
+    The file name hashes the module source, ``kernels.py`` and the numba version, so a
+    change anywhere regenerates it (numba's own cache does not see changes in callees).
+    """
+    import numba
+    source = kernel_source(activations)
+    deps = (Path(__file__).parent / "kernels.py").read_text() + (Path(__file__).parent.parent / "_jit.py").read_text()
+    digest = hashlib.sha1((source + deps + numba.__version__).encode()).hexdigest()[:16]
+    name = f"sigprop_kernels_{digest}"
+    if name in _LOADED:
+        return _LOADED[name]
+    path = _write_module(name, source)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    _LOADED[name] = module
+    return module
+
+
+def _write_module(name: str, source: str) -> Path:
+    for folder in (cache_dir(), Path(tempfile.gettempdir()) / f"sigprop-kernels-{os.getuid()}"):
+        path = folder / f"{name}.py"
+        try:
+            if path.is_file() and path.read_text() == source:
+                return path
+            from .._io import atomic_write_text
+            return atomic_write_text(path, source)
+        except OSError:
+            continue
+    raise OSError("cannot write the generated kernel module: set SIGPROP_CACHE_DIR to a writable folder")
+
+
+# --- validation ---------------------------------------------------------------------------------
+def _check_int(name, v, lo):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    return int(v)
+
+
+def _check_args(spec, n_networks, n_inputs, seed, dtype, c0, threshold):
+    if not isinstance(spec, NetSpec):
+        raise ValueError(f"spec must be a NetSpec, got {type(spec).__name__}")
+    n_networks = _check_int("n_networks", n_networks, 2)
+    n_inputs = _check_int("n_inputs", n_inputs, 2)
+    seed = _check_int("seed", seed, 0)
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    if isinstance(c0, bool) or not isinstance(c0, (int, float, np.floating, np.integer)) or not -1.0 <= c0 <= 1.0:
+        raise ValueError(f"c0 must be a number in [-1, 1], got {c0!r}")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) \
+            or not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must be in (0, 1), got {threshold!r}")
+    return spec, n_networks, n_inputs, seed, dtype, float(c0), float(threshold)
+
+
+# --- the plan: everything the kernels need, as arrays ----------------------------------------------
+class _Plan:
+    def __init__(self, spec: NetSpec, n_inputs: int, dtype, c0: float, threshold: float):
+        acts = spec.activations()
+        distinct = []
+        for a in acts:
+            if a not in distinct:
+                distinct.append(a)
+        self.module = load_kernels(distinct)
+        self.vector = [vector_function(a) for a in acts]
+        # piecewise-polynomial activations (relu, leaky relu, linear) run in the
+        # fused numba kernel; transcendental ones (tanh, erf, exp, ...) in numpy's SIMD ufuncs,
+        # which are 10-20x faster than the scalar libm calls numba makes
+        self.fused = [_piecewise_polynomial(a) for a in acts]
+        depth = spec.depth
+        self.depth = depth
+        self.widths = np.array((spec.input_dim,) + spec.widths, dtype=np.int64)
+        self.codes = np.array([distinct.index(a) for a in acts], dtype=np.int64)
+        self.sat_lo = np.full(depth, -np.inf)
+        self.sat_hi = np.full(depth, np.inf)
+        self.bounded = np.zeros(depth, dtype=bool)
+        n_dead = max([1] + [len(a.dead_intervals) for a in acts])
+        self.dead_lo = np.full((depth, n_dead), np.nan)
+        self.dead_hi = np.full((depth, n_dead), np.nan)
+        for l, a in enumerate(acts):
+            cut = a.saturation_cutoffs(threshold)
+            if cut is not None:
+                self.sat_lo[l], self.sat_hi[l] = cut
+                self.bounded[l] = True
+            for k, (lo, hi) in enumerate(a.dead_intervals):
+                self.dead_lo[l, k], self.dead_hi[l, k] = lo, hi
+        self.weight_std = np.array(spec.weight_std, dtype=np.float64)
+        self.sigma_b = np.array(spec.sigma_b, dtype=np.float64)
+        self.dist = K.DIST_CODES[spec.weight_dist]
+        self.input_std = math.sqrt(spec.input_var)
+        self.c0 = c0
+        self.n_rows = n_inputs
+        self.dtype = dtype
+        self.proto = np.zeros(0, dtype=dtype)
+        itemsize = dtype.itemsize
+        w_bytes = int(np.sum(self.widths[:-1] * self.widths[1:])) * itemsize
+        d_bytes_per_row = int(np.sum(self.widths[1:])) * itemsize
+        self.store_weights = w_bytes <= MEMORY_BUDGET
+        self.pairs_per_block = max(1, MEMORY_BUDGET // (2 * d_bytes_per_row))
+        if int(self.widths.max()) >= SMALL_WIDTH:
+            self.batch = 1      # one wide network at a time: BLAS threads the GEMMs
+        else:                   # many small networks at a time, as many as fit in the budget
+            per_network = w_bytes + n_inputs * (d_bytes_per_row + 8 * depth * K.N_ROWSTATS
+                                                + 4 * itemsize * int(self.widths.max()))
+            self.batch = int(max(1, min(1024, MEMORY_BUDGET // per_network)))
+
+
+def draw_network(spec: NetSpec, seed: int, index: int, n_inputs: int, c0: float = 0.5, dtype=np.float64) -> dict:
+    """The random numbers of network ``index`` of ``run(spec, ..., seed=seed)``.
+
+    Returns a dict with ``weights`` (list of (n_{l-1}, n_l) arrays), ``biases`` (list of
+    (n_l,) arrays), ``inputs`` (n_inputs, n_0) and ``output_grad`` (n_inputs, n_L): what an
+    independent implementation needs to reproduce the engine's numbers (the tests' oracle).
+
+    Example
+    -------
+    >>> from sigprop import NetSpec
+    >>> net = draw_network(NetSpec.uniform(depth=2, width=8, activation="relu"), seed=0, index=3, n_inputs=4)
+    >>> [w.shape for w in net["weights"]], net["inputs"].shape
+    ([(8, 8), (8, 8)], (4, 8))
+    """
+    spec, _, n_inputs, seed, dtype, c0, _ = _check_args(spec, 2, n_inputs, seed, dtype, c0, 0.5)
+    index = _check_int("index", index, 0)
+    (k0, k1), = _network_keys(seed, index, 1)
+    widths = (spec.input_dim,) + spec.widths
+    dist = K.DIST_CODES[spec.weight_dist]
+    weights, biases = [], []
+    for l in range(spec.depth):
+        w = np.empty((widths[l], widths[l + 1]), dtype=dtype)
+        K.draw_weights(w, k0, k1, l + 1, dist, spec.weight_std[l])
+        b = np.empty((1, widths[l + 1]), dtype=dtype)
+        K.fill_rows_serial(b, k0, k1, K.TAG_BIAS, l + 1, np.zeros(1, dtype=np.int64), K.DIST_NORMAL, spec.sigma_b[l])
+        weights.append(w)
+        biases.append(b[0])
+    x = np.empty((n_inputs, widths[0]), dtype=dtype)
+    K.draw_inputs(x, k0, k1, np.arange(n_inputs), n_inputs, c0, math.sqrt(spec.input_var))
+    g = np.empty((n_inputs, widths[-1]), dtype=dtype)
+    K.fill_rows_serial(g, k0, k1, K.TAG_OUTGRAD, spec.depth, np.arange(n_inputs), K.DIST_NORMAL, 1.0)
+    return {"weights": weights, "biases": biases, "inputs": x, "output_grad": g}
+
+
+def _network_keys(seed: int, start: int, n: int) -> np.ndarray:
+    root = np.random.SeedSequence(seed).generate_state(2, np.uint32).astype(np.uint64)
+    return K.network_keys(root[0], root[1], start, n)
+
+
+# --- wide networks: one at a time, BLAS GEMMs, row-parallel kernels ----------------------------------
+_POOL = None
+_ACTIVATE_CHUNK = 2 ** 15  # elements: numpy temporaries of 256 KB stay in L2
+
+
+def _activate(phi_dphi, h, x, d):
+    """``x, d = phi(h), phi'(h)`` with numpy's SIMD ufuncs, rows split over threads (ufuncs
+    release the GIL; elementwise, so the split does not change a bit)."""
+    n_threads = numba.get_num_threads()
+    if n_threads < 2 or h.size < 2 ** 16:
+        with np.errstate(all="ignore"):
+            x[...], d[...] = phi_dphi(h)
+        return
+    bounds = np.linspace(0, h.shape[0], n_threads + 1).astype(int)
+
+    step = max(1, _ACTIVATE_CHUNK // h.shape[1])
+
+    def part(i):
+        # in chunks of ~32k elements, so numpy's temporaries stay in cache
+        with np.errstate(all="ignore"):
+            for a in range(bounds[i], bounds[i + 1], step):
+                b = min(a + step, bounds[i + 1])
+                x[a:b], d[a:b] = phi_dphi(h[a:b])
+    list(_pool(n_threads).map(part, range(n_threads)))
+
+
+def _pool(n_threads):
+    global _POOL
+    if _POOL is None or _POOL._max_workers != n_threads:
+        from concurrent.futures import ThreadPoolExecutor
+        _POOL = ThreadPoolExecutor(n_threads, thread_name_prefix="sigprop")
+    return _POOL
+
+
+def _block_rows(n_rows: int, pairs_per_block: int):
+    """Global row numbers of each block: pairs stay together, laid out (firsts, seconds[, lone])."""
+    n_pairs = n_rows // 2
+    for a0 in range(0, max(n_pairs, 1), pairs_per_block):
+        a1 = min(n_pairs, a0 + pairs_per_block)
+        rows = [np.arange(a0, a1), np.arange(n_pairs + a0, n_pairs + a1)]
+        if n_rows % 2 and a1 == n_pairs:
+            rows.append(np.array([n_rows - 1]))
+        yield np.concatenate(rows).astype(np.int64)
+
+
+class _Workspace:
+    """Buffers of one batch, allocated once per run and reused for every batch (fresh
+    multi-megabyte arrays per layer cost page faults comparable to the elementwise work)."""
+
+    def __init__(self, plan, n_net, n_block):
+        n_max = int(plan.widths.max())
+        size = n_net * n_block * n_max
+        self.shape = (n_net, n_block)
+        self.x = [np.empty(size, dtype=plan.dtype) for _ in range(2)]
+        self.g = [np.empty(size, dtype=plan.dtype) for _ in range(2)]
+        self.h = np.empty(size, dtype=plan.dtype)
+        self.d = [np.empty((n_net, n_block, int(n)), dtype=plan.dtype) for n in plan.widths[1:]]
+        self.w = [np.empty((n_net, int(a), int(b)), dtype=plan.dtype)
+                  for a, b in zip(plan.widths[:-1], plan.widths[1:])] if plan.store_weights else None
+
+    @staticmethod
+    def view(flat, *shape):
+        return flat[:int(np.prod(shape))].reshape(shape)
+
+
+def _matmul(a, b, out):
+    """Batched ``a @ b`` into ``out``; a batch of several networks is split over threads
+    (numpy releases the GIL; each network's GEMM is the same call either way)."""
+    n_threads = numba.get_num_threads()
+    if a.shape[0] < 2 or n_threads < 2:
+        return np.matmul(a, b, out=out)
+    bounds = np.linspace(0, a.shape[0], n_threads + 1).astype(int)
+
+    def part(i):
+        s = slice(bounds[i], bounds[i + 1])
+        with np.errstate(all="ignore"):  # errstate is per thread
+            np.matmul(a[s], b[s], out=out[s])
+    list(_pool(n_threads).map(part, range(n_threads)))
+    return out
+
+
+def _simulate_batch(plan, keys, out, workspace=None):
+    """Simulate the networks with Philox keys ``keys`` (B, 2); ``out[i]`` gets network i's
+    values (L, N_VALUES). Forward ``h_l = x_{l-1} W_l + b_l``, ``x_l = phi(h_l)``; backward
+    from an i.i.d. N(0, 1) ``dL/dx_L``: ``dL/dh_l = dL/dx_l * phi'(h_l)``,
+    ``dL/dx_{l-1} = dL/dh_l W_l^T``."""
+    depth, n_rows, n_net = plan.depth, plan.n_rows, keys.shape[0]
+    rowstats = np.zeros((n_net, depth, n_rows, K.N_ROWSTATS))
+    sigma_w2 = np.empty((depth, n_net))
+    weights = [None] * depth
+    biases = []
+    for l in range(depth):
+        b = np.empty((n_net, 1, int(plan.widths[l + 1])), dtype=plan.dtype)
+        K.fill_batch(b, keys, K.TAG_BIAS, l + 1, np.zeros(1, dtype=np.int64), K.DIST_NORMAL, plan.sigma_b[l])
+        biases.append(np.ascontiguousarray(b[:, 0, :]))
+
+    def weight(l):
+        if weights[l] is not None:
+            return weights[l]
+        shape = (n_net, int(plan.widths[l]), int(plan.widths[l + 1]))
+        w = workspace.w[l] if plan.store_weights and workspace is not None else np.empty(shape, plan.dtype)
+        K.weights_batch(w, keys, l + 1, plan.dist, plan.weight_std[l], sigma_w2[l])
+        if plan.store_weights:
+            weights[l] = w
+        return w
+
+    view = _Workspace.view
+    for rows in _block_rows(n_rows, plan.pairs_per_block):
+        n_block = rows.shape[0]
+        ws = workspace if workspace is not None and workspace.shape == (n_net, n_block) \
+            else _Workspace(plan, n_net, n_block)
+        x = np.empty((n_net, n_block, int(plan.widths[0])), dtype=plan.dtype)
+        K.inputs_batch(x, keys, rows, n_rows, plan.c0, plan.input_std)
+        st = np.zeros((depth, n_net, n_block, K.N_ROWSTATS))
+        for l in range(depth):
+            n_out = int(plan.widths[l + 1])
+            # h_l = x_{l-1} W_l + b_l,  x_l = phi(h_l)
+            h = _matmul(x, weight(l), view(ws.h, n_net, n_block, n_out))
+            x = view(ws.x[l % 2], n_net, n_block, n_out)
+            d = ws.d[l]
+            if plan.fused[l]:
+                plan.module.activate_stats_batch(h, biases[l], plan.codes[l], x, d, plan.sat_lo[l], plan.sat_hi[l],
+                                                 plan.dead_lo[l], plan.dead_hi[l], st[l])
+            else:
+                h += biases[l][:, None, :]
+                _activate(plan.vector[l], h.reshape(-1, n_out), x.reshape(-1, n_out), d.reshape(-1, n_out))
+                K.layer_stats_batch(h, x, d, plan.sat_lo[l], plan.sat_hi[l], plan.dead_lo[l], plan.dead_hi[l], st[l])
+        g = view(ws.g[0], n_net, n_block, int(plan.widths[depth]))
+        K.fill_batch(g, keys, K.TAG_OUTGRAD, depth, rows, K.DIST_NORMAL, 1.0)
+        for l in range(depth - 1, -1, -1):
+            # dL/dh_l = dL/dx_l * phi'(h_l);  dL/dx_{l-1} = dL/dh_l W_l^T
+            K.backward_batch(g, ws.d[l], st[l])
+            if l > 0:
+                g = _matmul(g, weight(l).transpose(0, 2, 1),
+                            view(ws.g[(depth - l) % 2], n_net, n_block, int(plan.widths[l])))
+        rowstats[:, :, rows, :] = st.transpose(1, 0, 2, 3)
+    for i in range(n_net):
+        K.network_values(rowstats[i], np.ascontiguousarray(sigma_w2[:, i]), plan.widths[1:], out[i])
+
+
+# --- streaming moments over networks ---------------------------------------------------------------
+class _Moments:
+    """Running mean and co-moment matrix of per-network value vectors, per layer
+    (Chan, Golub & LeVeque's pairwise update: memory independent of the number of networks;
+    chunks are folded in a fixed order, so the result is bitwise reproducible)."""
+
+    def __init__(self, depth, n_values):
+        self.n = 0
+        self.mean = np.zeros((depth, n_values))
+        self.m2 = np.zeros((depth, n_values, n_values))
+
+    def add(self, values):
+        nb = values.shape[0]
+        mb = values.mean(axis=0)
+        dev = values - mb
+        m2b = np.einsum("bli,blj->lij", dev, dev)
+        n = self.n + nb
+        delta = mb - self.mean
+        self.mean = self.mean + delta * (nb / n)
+        self.m2 = self.m2 + m2b + np.einsum("li,lj->lij", delta, delta) * (self.n * nb / n)
+        self.n = n
+
+    @property
+    def cov(self):
+        return self.m2 / (self.n - 1)
+
+
+def _finish(moments: _Moments, plan: _Plan):
+    """Quantities and delta-method standard errors from the moments of the per-network values."""
+    m, cov, n = moments.mean, moments.cov, moments.n
+    depth = m.shape[0]
+    values, se = {}, {}
+
+    def put(name, f, grad):
+        # SE^2 = grad^T Cov grad / N, grad = d f / d (means), per layer
+        values[name] = f
+        g = np.zeros((depth, K.N_VALUES))
+        for idx, col in grad.items():
+            g[:, idx] = col
+        var = np.einsum("li,lij,lj->l", g, cov, g) / n
+        se[name] = np.sqrt(np.where(var >= 0, var, np.nan))
+
+    one = np.ones(depth)
+    put("q", m[:, K.V_Q], {K.V_Q: one})
+    put("act_mean", m[:, K.V_M], {K.V_M: one})
+    put("act_sq", m[:, K.V_S], {K.V_S: one})
+    put("act_var", m[:, K.V_S] - m[:, K.V_M] ** 2, {K.V_S: one, K.V_M: -2 * m[:, K.V_M]})
+    sat = np.where(plan.bounded, m[:, K.V_SAT], np.nan)
+    put("saturated", sat, {K.V_SAT: one})
+    put("dead", m[:, K.V_DEAD], {K.V_DEAD: one})
+    # A fraction that came out the same in every network (typically 0) has an across-network
+    # SE of 0; floor it at the binomial resolution of M = N * inputs * units observations,
+    # sqrt(p (1 - p) / M) with p = (k + 1/2) / (M + 1) (Jeffreys), so "0 of M" still says how
+    # small the fraction could be.
+    units = n * plan.n_rows * plan.widths[1:].astype(float)
+    for name in ("saturated", "dead"):
+        k = values[name] * units
+        p = (k + 0.5) / (units + 1)
+        floor = np.sqrt(p * (1 - p) / units)
+        se[name] = np.where(se[name] == 0, floor, se[name])
+    se["saturated"] = np.where(plan.bounded, se["saturated"], np.nan)
+    put("grad_var", m[:, K.V_G], {K.V_G: one})
+    a, b, c = m[:, K.V_AB], m[:, K.V_AA], m[:, K.V_BB]
+    # corr = A / sqrt(B C)
+    root = np.sqrt(b * c)
+    put("corr", a / root, {K.V_AB: 1 / root, K.V_AA: -a / (2 * b * root), K.V_BB: -a / (2 * c * root)})
+    put("chi1", m[:, K.V_CHI], {K.V_CHI: one})
+    put("act_lognorm_var", m[:, K.V_LX2] - m[:, K.V_LX] ** 2, {K.V_LX2: one, K.V_LX: -2 * m[:, K.V_LX]})
+    put("grad_lognorm_var", m[:, K.V_LG2] - m[:, K.V_LG] ** 2, {K.V_LG2: one, K.V_LG: -2 * m[:, K.V_LG]})
+    return {k: values[k] for k in SIM_QUANTITIES}, {k: se[k] for k in SIM_QUANTITIES}
+
+
+# --- the API ----------------------------------------------------------------------------------------
+def run(spec, n_networks, n_inputs, seed, dtype=np.float64, c0=0.5, threshold=0.97, progress=False,
+        _batch=None) -> LayerStats:
+    """Measure per-layer statistics over ``n_networks`` random networks drawn from ``spec``.
+
+    Parameters
+    ----------
+    spec : NetSpec
+        The network: widths, activation per layer, sigma_w, sigma_b, weight distribution.
+    n_networks : int
+        Number of independent networks (>= 2; standard errors are computed across them).
+    n_inputs : int
+        Inputs per network (>= 2). They come in pairs of initial correlation ``c0``
+        (for ``corr``); every input is marginally ``N(0, input_var I)``.
+    seed : int
+        Seed (>= 0). The same seed gives the same numbers bitwise, whatever the thread count.
+    dtype : float64 or float32
+        Precision of the forward/backward pass (statistics always accumulate in float64).
+    c0 : float
+        Initial correlation of the input pairs.
+    threshold : float
+        Saturation threshold (see :meth:`Activation.saturation_cutoffs`).
+    progress : bool
+        Show a progress bar on stderr for runs longer than about a second.
+
+    Returns
+    -------
+    LayerStats
+        ``source="simulation"``; quantities :data:`SIM_QUANTITIES` with standard errors
+        (see the module docstring for the estimators). Overflow and vanishing show as
+        inf / nan / 0 values (see :meth:`LayerStats.flags`), never as an error.
+
+    Example
+    -------
+    >>> from sigprop import NetSpec
+    >>> from sigprop.simulate import run
+    >>> spec = NetSpec.uniform(depth=3, width=32, activation="relu", init="kaiming")
+    >>> stats = run(spec, n_networks=8, n_inputs=4, seed=0)
+    >>> stats.source, stats.q.shape
+    ('simulation', (3,))
+    >>> bool(abs(stats.dead[0] - 0.5) < 0.1)
+    True
+    """
+    spec, n_networks, n_inputs, seed, dtype, c0, threshold = _check_args(
+        spec, n_networks, n_inputs, seed, dtype, c0, threshold)
+    plan = _Plan(spec, n_inputs, dtype, c0, threshold)
+    batch = plan.batch if _batch is None else int(_batch)
+    depth = plan.depth
+    moments = _Moments(depth, K.N_VALUES)
+    bar = Progress(n_networks, "simulate", enabled=progress)
+    workspace = None
+    # per-network values are folded into the moments every `chunk` networks (a multiple of
+    # the batch, independent of the thread count: the same folding order every time)
+    chunk = batch * max(1, min(-(-n_networks // batch), _CHUNK_VALUES // (batch * depth * K.N_VALUES * 8)))
+    with np.errstate(all="ignore"):
+        for start in range(0, n_networks, chunk):
+            n = min(chunk, n_networks - start)
+            values = np.empty((n, depth, K.N_VALUES))
+            for b0 in range(0, n, batch):
+                nb = min(batch, n - b0)
+                keys = _network_keys(seed, start + b0, nb)
+                if workspace is None:
+                    rows = next(_block_rows(plan.n_rows, plan.pairs_per_block))
+                    workspace = _Workspace(plan, batch, rows.shape[0])
+                _simulate_batch(plan, keys, values[b0:b0 + nb], workspace if nb == batch else None)
+                bar.update(nb)
+            moments.add(values)
+        vals, ses = _finish(moments, plan)
+    bar.close()
+    meta = {"n_networks": n_networks, "n_inputs": n_inputs, "c0": c0, "threshold": threshold,
+            "dtype": dtype.name, "batch": batch,
+            "rng": "philox4x32-10 (counter-based) + 256-layer ziggurat",
+            "se": "delta method over per-network values (networks are the independent units)"}
+    return LayerStats(vals, ses, spec=spec, source="simulation", seed=seed, meta=meta)

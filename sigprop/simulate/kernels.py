@@ -1,0 +1,571 @@
+"""Activation-independent numba kernels of the Monte Carlo engine.
+
+Random numbers
+--------------
+Every random number of a simulation is a pure function of
+``(network key, purpose, layer, index)``: a counter-based generator,
+Philox4x32-10 (Salmon, Moraes, Dror & Shaw, SC'11, the Random123 default),
+maps a 128-bit counter and a 64-bit key to 128 random bits. So a network's
+weights do not depend on which thread draws them, in which order, or whether
+they are drawn once and stored or drawn again for the backward pass: the
+engine is bitwise reproducible for a seed whatever the number of threads.
+
+Counter layout: ``c0, c1`` = low/high 32 bits of a pair index ``p``, ``c2`` =
+layer, ``c3`` = purpose tag (bits 0-3) | slot (bit 4) | sub-stream (bit 5) |
+retry attempt (bits 6-31). A block gives two 64-bit words, hence two normals
+(slots 0 and 1), through a 256-layer ziggurat (Marsaglia & Tsang 2000) whose
+table is built below from its defining equations; the rare slow path (tail or
+wedge, about 1% of draws) takes fresh blocks from the retry attempts.
+
+Layer pieces
+------------
+Everything that does not evaluate ``phi`` lives here: samplers, per-row statistics
+(``row_stats`` / ``pair_stats`` / ``layer_stats_batch``), ``backward_batch``
+(``dL/dh = dL/dx * phi'(h)`` and per-row ``||dL/dh||^2``) and the
+per-network reduction ``network_values``. Float reductions use four interleaved partial
+sums in a fixed order (:func:`_dot4`): fast and bitwise reproducible. The kernels that
+evaluate ``phi`` are in ``_layer_template.py``, compiled once per activation set (see
+:mod:`sigprop.simulate.engine`).
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import prange
+
+from .._jit import JIT, PARALLEL_JIT
+
+# --- purpose tags (bits 0-3 of counter word c3) ------------------------------------------------
+TAG_WEIGHT = 1
+TAG_BIAS = 2
+TAG_INPUT = 3
+TAG_PARTNER = 4
+TAG_OUTGRAD = 5
+
+# --- weight distributions ---------------------------------------------------------------------
+DIST_NORMAL = 0
+DIST_UNIFORM = 1
+DIST_ORTHOGONAL = 2
+DIST_CODES = {"normal": DIST_NORMAL, "uniform": DIST_UNIFORM, "orthogonal": DIST_ORTHOGONAL}
+
+# --- per-row statistics written by the layer kernels (last axis of `rowstats`) ----------------
+R_Q = 0      # sum_j h_j^2
+R_M = 1      # sum_j phi(h_j)
+R_S = 2      # sum_j phi(h_j)^2  (= ||x_l||^2 of the row)
+R_SAT = 3    # number of saturated units
+R_DEAD = 4   # number of units in a dead interval of phi
+R_D2 = 5     # sum_j phi'(h_j)^2
+R_G = 6      # sum_j (dL/dh_j)^2  (= ||dL/dh_l||^2 of the row)
+R_AB = 7     # sum_j h_j h'_j with the row's partner (first row of a pair only)
+N_ROWSTATS = 8
+
+_U32 = np.uint64(0xFFFFFFFF)
+_S32 = np.uint64(32)
+_PHILOX_M0 = np.uint64(0xD2511F53)
+_PHILOX_M1 = np.uint64(0xCD9E8D57)
+_PHILOX_W0 = np.uint64(0x9E3779B9)
+_PHILOX_W1 = np.uint64(0xBB67AE85)
+
+
+@numba.njit(**JIT)
+def philox4x32(c0, c1, c2, c3, k0, k1):
+    """Philox4x32-10 block: four 32-bit counter words and two key words (as uint64 < 2^32)
+    -> four 32-bit random words (as uint64)."""
+    c0 = np.uint64(c0)
+    c1 = np.uint64(c1)
+    c2 = np.uint64(c2)
+    c3 = np.uint64(c3)
+    k0 = np.uint64(k0)
+    k1 = np.uint64(k1)
+    for r in range(10):
+        if r > 0:
+            # key schedule: k <- k + (golden ratio, sqrt(3) - 1) Weyl increments, mod 2^32
+            k0 = (k0 + _PHILOX_W0) & _U32
+            k1 = (k1 + _PHILOX_W1) & _U32
+        # one round: two 32x32 -> 64-bit products, hi/lo halves mixed with the other words
+        p0 = _PHILOX_M0 * c0
+        p1 = _PHILOX_M1 * c2
+        hi0 = p0 >> _S32
+        lo0 = p0 & _U32
+        hi1 = p1 >> _S32
+        lo1 = p1 & _U32
+        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+    return c0, c1, c2, c3
+
+
+# --- ziggurat table (256 layers), from its defining equations ---------------------------------
+def _ziggurat_table(n=256):
+    """Layer edges x_0 > x_1 = r > ... > x_n = 0 of the ziggurat for f(x) = exp(-x^2/2).
+
+    Every layer has area v = r f(r) + int_r^inf f; x_{i+1} = f^{-1}(f(x_i) + v / x_i);
+    r solves f(x_{n-1}) + v / x_{n-1} = f(0) = 1; x_0 = v / f(r) is the base strip's width.
+    """
+    from scipy.optimize import brentq
+    from scipy.special import erfc
+
+    def f(t):
+        return math.exp(-0.5 * t * t)
+
+    def edges(r):
+        v = r * f(r) + math.sqrt(math.pi / 2.0) * erfc(r / math.sqrt(2.0))
+        xs = [v / f(r), r]
+        for i in range(1, n - 1):
+            y = f(xs[i]) + v / xs[i]
+            if y >= 1.0:
+                return None, v, 2.0
+            xs.append(math.sqrt(-2.0 * math.log(y)))
+        return xs, v, f(xs[-1]) + v / xs[-1]
+
+    r = brentq(lambda t: edges(t)[2] - 1.0, 3.0, 4.0, xtol=1e-16, rtol=8.9e-16, maxiter=500)
+    xs, v, _ = edges(r)
+    xs = np.array(xs + [0.0])
+    scale = 2.0 ** -52
+    # accept the 52-bit mantissa m at once when m * x_i * 2^-52 < x_{i+1}
+    k = np.floor(xs[1:] / xs[:-1] / scale).astype(np.uint64)
+    w = xs[:-1] * scale
+    fx = np.exp(-0.5 * xs * xs)  # f at the edges; fx[0] unused (base strip)
+    return float(r), k, w, fx
+
+
+ZIG_R, ZIG_K, ZIG_W, ZIG_F = _ziggurat_table()
+_MASK8 = np.uint64(0xFF)
+_ONE = np.uint64(1)
+_S8 = np.uint64(8)
+_S11 = np.uint64(11)
+_S12 = np.uint64(12)
+_TWO_M53 = 2.0 ** -53
+
+
+@numba.njit(**JIT)
+def _uniform_open(u):
+    """(0, 1) double from a 64-bit word: (top 53 bits + 1/2) 2^-53."""
+    return (np.float64(u >> _S11) + 0.5) * _TWO_M53
+
+
+@numba.njit(**JIT)
+def _block_words(k0, k1, tag, layer, p, extra):
+    """Two 64-bit words from one Philox block with counter (p, layer, tag | extra)."""
+    o0, o1, o2, o3 = philox4x32(np.uint64(p) & _U32, np.uint64(p) >> _S32, np.uint64(layer),
+                                np.uint64(tag) | np.uint64(extra), k0, k1)
+    return o0 | (o1 << _S32), o2 | (o3 << _S32)
+
+
+@numba.njit(**JIT)
+def _ziggurat(u, k0, k1, tag, layer, p, slot):
+    """A standard normal from the 64-bit word u (fast path); fresh blocks on the slow path."""
+    attempt = 0
+    while True:
+        i = np.int64(u & _MASK8)
+        negative = ((u >> _S8) & _ONE) == _ONE
+        m = u >> _S12
+        z = np.float64(m) * ZIG_W[i]
+        if m < ZIG_K[i]:  # inside the layer's rectangle: under the curve
+            return -z if negative else z
+        attempt += 1
+        base = (slot << 4) | (attempt << 6)
+        t0, t1 = _block_words(k0, k1, tag, layer, p, base)
+        if i == 0:
+            # tail beyond r: x = -log(U1)/r, accept if -2 log(U2) > x^2 (Marsaglia 1964)
+            xt = -math.log(_uniform_open(t0)) / ZIG_R
+            yt = -math.log(_uniform_open(t1))
+            if 2.0 * yt > xt * xt:
+                return -(ZIG_R + xt) if negative else ZIG_R + xt
+        else:
+            # wedge: uniform height in layer i, accept under the curve f(z) = exp(-z^2/2)
+            y = ZIG_F[i] + _uniform_open(t0) * (ZIG_F[i + 1] - ZIG_F[i])
+            if y < math.exp(-0.5 * z * z):
+                return -z if negative else z
+        u, _unused = _block_words(k0, k1, tag, layer, p, base | 32)
+
+
+@numba.njit(**JIT)
+def philox_words(words, k0, k1, tag, layer, p0):
+    """``words[2m], words[2m + 1]``: the two 64-bit words of the block with pair index p0 + m.
+
+    The same arithmetic as :func:`philox4x32` written branch-free over an array, so that
+    LLVM vectorises it (about 1 ns per word instead of 4-5).
+    """
+    c2 = np.uint64(layer)
+    c3 = np.uint64(tag)
+    for m in range(words.shape[0] // 2):
+        p = np.uint64(p0) + np.uint64(m)
+        x0 = p & _U32
+        x1 = p >> _S32
+        x2 = c2
+        x3 = c3
+        a0 = np.uint64(k0)
+        a1 = np.uint64(k1)
+        for r in range(10):
+            if r > 0:
+                a0 = (a0 + _PHILOX_W0) & _U32
+                a1 = (a1 + _PHILOX_W1) & _U32
+            p0_ = _PHILOX_M0 * x0
+            p1_ = _PHILOX_M1 * x2
+            x0, x1, x2, x3 = (p1_ >> _S32) ^ x1 ^ a0, p1_ & _U32, (p0_ >> _S32) ^ x3 ^ a1, p0_ & _U32
+        words[2 * m] = x0 | (x1 << _S32)
+        words[2 * m + 1] = x2 | (x3 << _S32)
+
+
+@numba.njit(**JIT)
+def fill_row(out, words, k0, k1, tag, layer, row, dist, scale):
+    """Fill one row with i.i.d. numbers of std ``scale``: normal (dist 0) or uniform (dist 1).
+
+    Element j of row ``row`` comes from slot j % 2 of the block with pair index
+    ``row * ceil(n/2) + j // 2`` (so a row never shares a block with another row).
+    ``words`` is scratch space of at least ``2 ceil(n/2)`` uint64.
+    """
+    n = out.shape[0]
+    half = (n + 1) // 2
+    p0 = row * half
+    philox_words(words[:2 * half], k0, k1, tag, layer, p0)
+    if dist == DIST_UNIFORM:
+        # U(-a, a) has std a / sqrt(3)
+        a = math.sqrt(3.0) * scale
+        for j in range(n):
+            out[j] = a * (2.0 * _uniform_open(words[j]) - 1.0)
+        return
+    for j in range(n):
+        u = words[j]
+        i = np.int64(u & _MASK8)
+        m = u >> _S12
+        if m < ZIG_K[i]:  # ziggurat fast path, inlined: about 99% of draws
+            z = np.float64(m) * ZIG_W[i]
+            if ((u >> _S8) & _ONE) == _ONE:
+                z = -z
+        else:
+            z = _ziggurat(u, k0, k1, tag, layer, p0 + j // 2, j & 1)
+        out[j] = z * scale
+
+
+_ROWS_PER_TASK = 16
+
+
+@numba.njit(**PARALLEL_JIT)
+def fill_rows(out, k0, k1, tag, layer, rows, dist, scale):
+    """Parallel over rows: row i gets the numbers of global row ``rows[i]`` (see :func:`fill_row`)."""
+    n_rows = out.shape[0]
+    n_tasks = (n_rows + _ROWS_PER_TASK - 1) // _ROWS_PER_TASK
+    for t in prange(n_tasks):
+        words = np.empty(out.shape[1] + 1, dtype=np.uint64)
+        for i in range(t * _ROWS_PER_TASK, min(n_rows, (t + 1) * _ROWS_PER_TASK)):
+            fill_row(out[i], words, k0, k1, tag, layer, rows[i], dist, scale)
+
+
+@numba.njit(**JIT)
+def fill_rows_serial(out, k0, k1, tag, layer, rows, dist, scale):
+    words = np.empty(out.shape[1] + 1, dtype=np.uint64)
+    for i in range(out.shape[0]):
+        fill_row(out[i], words, k0, k1, tag, layer, rows[i], dist, scale)
+
+
+@numba.njit(**JIT)
+def _dot4(a, b):
+    """sum_j a_j b_j in float64 with four interleaved partial sums (lane j % 4, combined as
+    (s0 + s1) + (s2 + s3)): a fixed order, so reproducible, and four times the throughput
+    of one serial chain of additions."""
+    n = a.shape[0]
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    n4 = n - n % 4
+    for j in range(0, n4, 4):
+        s0 += np.float64(a[j]) * np.float64(b[j])
+        s1 += np.float64(a[j + 1]) * np.float64(b[j + 1])
+        s2 += np.float64(a[j + 2]) * np.float64(b[j + 2])
+        s3 += np.float64(a[j + 3]) * np.float64(b[j + 3])
+    for j in range(n4, n):
+        s0 += np.float64(a[j]) * np.float64(b[j])
+    return (s0 + s1) + (s2 + s3)
+
+
+@numba.njit(**JIT)
+def sum_squares(w):
+    """Sum of squares of a 2-d array (rows in order, :func:`_dot4` within a row)."""
+    s = 0.0
+    for i in range(w.shape[0]):
+        s += _dot4(w[i], w[i])
+    return s
+
+
+@numba.njit(**JIT)
+def network_keys(root0, root1, start, n):
+    """Philox keys of networks ``start .. start + n``: network i's key is the first two words of
+    the Philox block with counter (i, 0, 0, 0) under the root key (from the user's seed)."""
+    keys = np.empty((n, 2), dtype=np.uint64)
+    for i in range(n):
+        p = np.uint64(start + i)
+        o0, o1, o2, o3 = philox4x32(p & _U32, p >> _S32, 0, 0, root0, root1)
+        keys[i, 0] = o0
+        keys[i, 1] = o1
+    return keys
+
+
+@numba.njit(**JIT)
+def orthogonalize(g, out, scale):
+    """Haar-orthogonal (semi-)orthogonal matrix from a Gaussian ``g`` (big x small, big >= small):
+    QR with the sign of diag(R) fixed (Mezzadri 2007); ``out`` (fan_in x fan_out) gets
+    ``scale * Q`` or ``scale * Q^T`` (whichever has its shape)."""
+    q, r = np.linalg.qr(g)
+    big, small = g.shape
+    transpose = out.shape[0] < out.shape[1]
+    for j in range(small):
+        s = scale if r[j, j] >= 0 else -scale
+        for i in range(big):
+            if transpose:
+                out[j, i] = q[i, j] * s
+            else:
+                out[i, j] = q[i, j] * s
+
+
+@numba.njit(**JIT)
+def draw_weights(w, k0, k1, layer, dist, std):
+    """W_l (fan_in x fan_out) of one network, serially: entries of std ``std`` from ``dist``.
+
+    Returns fan_in * mean(W^2) = sum(W^2) / fan_out, the realised sigma_w^2 of this layer.
+    """
+    fan_in, fan_out = w.shape
+    if dist == DIST_ORTHOGONAL:
+        big = max(fan_in, fan_out)
+        small = min(fan_in, fan_out)
+        g = np.empty((big, small), dtype=np.float64)
+        fill_rows_serial(g, k0, k1, TAG_WEIGHT, layer, np.arange(big), DIST_NORMAL, 1.0)
+        # entries of a (semi-)orthogonal big x small matrix have variance 1/big
+        orthogonalize(g, w, std * math.sqrt(big))
+    else:
+        fill_rows_serial(w, k0, k1, TAG_WEIGHT, layer, np.arange(fan_in), dist, std)
+    return sum_squares(w) / fan_out
+
+
+@numba.njit(**JIT)
+def draw_inputs(x, k0, k1, rows, n_rows, c0, input_std):
+    """Input rows ``rows`` (global row numbers) of a network with ``n_rows`` rows in all.
+
+    Rows come in pairs (a, a + P), P = n_rows // 2: x_a ~ N(0, input_std^2 I) and
+    x_{a+P} = c0 x_a + sqrt(1 - c0^2) x'_a, so each pair has correlation c0; an odd last
+    row is unpaired. Row r only depends on (key, r).
+    """
+    n_pairs = n_rows // 2
+    s = math.sqrt(max(0.0, 1.0 - c0 * c0))
+    tmp = np.empty(x.shape[1], dtype=np.float64)
+    words = np.empty(x.shape[1] + 1, dtype=np.uint64)
+    for i in range(x.shape[0]):
+        r = rows[i]
+        a = r - n_pairs if (r >= n_pairs and r < 2 * n_pairs) else r
+        fill_row(x[i], words, k0, k1, TAG_INPUT, 0, a, DIST_NORMAL, input_std)
+        if a != r:
+            # x_b = c0 x_a + sqrt(1 - c0^2) x'_a
+            fill_row(tmp, words, k0, k1, TAG_PARTNER, 0, a, DIST_NORMAL, input_std)
+            for j in range(x.shape[1]):
+                x[i, j] = c0 * x[i, j] + s * tmp[j]
+
+
+@numba.njit(**JIT)
+def row_stats(h, x, d, sat_lo, sat_hi, dead_lo, dead_hi, st):
+    """Statistics of one row of one layer from h (with bias), x = phi(h) and d = phi'(h)."""
+    # integer, branch-free counts (a ReLU unit is dead half the time: unpredictable branches),
+    # which LLVM vectorises; dead intervals are disjoint
+    n_sat = 0
+    for j in range(h.shape[0]):
+        n_sat += np.int64((h[j] < sat_lo) | (h[j] > sat_hi))
+    n_dead = 0
+    for k in range(dead_lo.shape[0]):
+        lo = dead_lo[k]
+        hi = dead_hi[k]
+        for j in range(h.shape[0]):
+            n_dead += np.int64((lo <= h[j]) & (h[j] <= hi))
+    st[R_Q] = _dot4(h, h)
+    st[R_M] = _sum4(x)
+    st[R_S] = _dot4(x, x)
+    st[R_SAT] = np.float64(n_sat)
+    st[R_DEAD] = np.float64(n_dead)
+    st[R_D2] = _dot4(d, d)
+    st[R_AB] = 0.0
+
+
+@numba.njit(**JIT)
+def _sum4(a):
+    """sum_j a_j in float64, four interleaved partial sums as in :func:`_dot4`."""
+    n = a.shape[0]
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    n4 = n - n % 4
+    for j in range(0, n4, 4):
+        s0 += np.float64(a[j])
+        s1 += np.float64(a[j + 1])
+        s2 += np.float64(a[j + 2])
+        s3 += np.float64(a[j + 3])
+    for j in range(n4, n):
+        s0 += np.float64(a[j])
+    return (s0 + s1) + (s2 + s3)
+
+
+@numba.njit(**JIT)
+def pair_stats(h, x, d, sat_lo, sat_hi, dead_lo, dead_hi, rowstats, a):
+    """Rows a and a + P of a layer (P = number of pairs) and their pre-activation product,
+    or the lone last row when a = P (odd number of rows)."""
+    n_pairs = h.shape[0] // 2
+    if a < n_pairs:
+        b = a + n_pairs
+        row_stats(h[a], x[a], d[a], sat_lo, sat_hi, dead_lo, dead_hi, rowstats[a])
+        row_stats(h[b], x[b], d[b], sat_lo, sat_hi, dead_lo, dead_hi, rowstats[b])
+        # sum_j h_a,j h_b,j : numerator of the pair's pre-activation correlation
+        rowstats[a, R_AB] = _dot4(h[a], h[b])
+    else:
+        b = 2 * n_pairs
+        row_stats(h[b], x[b], d[b], sat_lo, sat_hi, dead_lo, dead_hi, rowstats[b])
+
+
+@numba.njit(**JIT)
+def backward_row(g, d, st):
+    """dL/dh = dL/dx * phi'(h) in place; ``st[R_G] = ||dL/dh||^2`` of the row."""
+    for j in range(g.shape[0]):
+        g[j] = g[j] * d[j]
+    st[R_G] = _dot4(g, g)
+
+
+# --- per-network values (the vector whose mean and covariance over networks we keep) ---------
+V_Q = 0        # mean h^2
+V_M = 1        # mean phi(h)
+V_S = 2        # mean phi(h)^2
+V_SAT = 3      # saturated fraction
+V_DEAD = 4     # dead fraction
+V_G = 5        # mean (dL/dh)^2
+V_AB = 6       # mean h_a h_b over pairs (a, b)
+V_AA = 7       # mean h_a^2 over first rows of pairs
+V_BB = 8       # mean h_b^2 over second rows of pairs
+V_CHI = 9      # n_{l-1} mean(W_l^2) * mean phi'(h)^2
+V_LX = 10      # mean over rows of log ||x_l||^2
+V_LX2 = 11     # mean over rows of (log ||x_l||^2)^2
+V_LG = 12      # mean over rows of log ||dL/dh_l||^2
+V_LG2 = 13     # mean over rows of (log ||dL/dh_l||^2)^2
+N_VALUES = 14
+
+
+@numba.njit(**JIT)
+def network_values(rowstats, sigma_w2, n_units, out):
+    """Reduce one network's per-row statistics (L, R, N_ROWSTATS) to its values (L, N_VALUES),
+    summing rows in index order (a fixed order: bitwise reproducible)."""
+    depth, n_rows, _ = rowstats.shape
+    n_pairs = n_rows // 2
+    for l in range(depth):
+        acc = np.zeros(N_ROWSTATS)
+        lx = 0.0
+        lx2 = 0.0
+        lg = 0.0
+        lg2 = 0.0
+        aa = 0.0
+        bb = 0.0
+        for r in range(n_rows):
+            for k in range(N_ROWSTATS):
+                acc[k] += rowstats[l, r, k]
+            # log of a squared norm: -inf when the row vanished, +inf when it overflowed
+            a = math.log(rowstats[l, r, R_S]) if rowstats[l, r, R_S] > 0 else -np.inf
+            b = math.log(rowstats[l, r, R_G]) if rowstats[l, r, R_G] > 0 else -np.inf
+            if rowstats[l, r, R_S] != rowstats[l, r, R_S]:
+                a = np.nan
+            if rowstats[l, r, R_G] != rowstats[l, r, R_G]:
+                b = np.nan
+            lx += a
+            lx2 += a * a
+            lg += b
+            lg2 += b * b
+            if r < n_pairs:
+                aa += rowstats[l, r, R_Q]
+            elif r < 2 * n_pairs:
+                bb += rowstats[l, r, R_Q]
+        units = n_units[l] * n_rows
+        out[l, V_Q] = acc[R_Q] / units
+        out[l, V_M] = acc[R_M] / units
+        out[l, V_S] = acc[R_S] / units
+        out[l, V_SAT] = acc[R_SAT] / units
+        out[l, V_DEAD] = acc[R_DEAD] / units
+        out[l, V_G] = acc[R_G] / units
+        pair_units = n_units[l] * max(n_pairs, 1)
+        out[l, V_AB] = acc[R_AB] / pair_units
+        out[l, V_AA] = aa / pair_units
+        out[l, V_BB] = bb / pair_units
+        out[l, V_CHI] = sigma_w2[l] * acc[R_D2] / units
+        out[l, V_LX] = lx / n_rows
+        out[l, V_LX2] = lx2 / n_rows
+        out[l, V_LG] = lg / n_rows
+        out[l, V_LG2] = lg2 / n_rows
+
+
+# --- batches of networks: arrays with a leading network axis --------------------------------------
+_TASK_ROWS = 16  # rows per parallel task (one scratch buffer each)
+
+
+@numba.njit(**PARALLEL_JIT)
+def fill_batch(out, keys, tag, layer, rows, dist, scale):
+    """``out[i]`` (R, n) gets rows ``rows`` of network i's stream (keys[i], tag, layer)."""
+    n_net, n_rows, n = out.shape
+    per_net = (n_rows + _TASK_ROWS - 1) // _TASK_ROWS
+    for t in prange(n_net * per_net):
+        i = t // per_net
+        r0 = (t % per_net) * _TASK_ROWS
+        words = np.empty(n + 1, dtype=np.uint64)
+        for r in range(r0, min(n_rows, r0 + _TASK_ROWS)):
+            fill_row(out[i, r], words, keys[i, 0], keys[i, 1], tag, layer, rows[r], dist, scale)
+
+
+@numba.njit(**PARALLEL_JIT)
+def weights_batch(w, keys, layer, dist, std, sigma_w2):
+    """W_l of each network (B, fan_in, fan_out) and its realised sigma_w^2 = sum(W^2) / fan_out."""
+    n_net, fan_in, fan_out = w.shape
+    if dist == DIST_ORTHOGONAL:
+        for i in prange(n_net):
+            sigma_w2[i] = draw_weights(w[i], keys[i, 0], keys[i, 1], layer, dist, std)
+        return
+    per_net = (fan_in + _TASK_ROWS - 1) // _TASK_ROWS
+    row_sq = np.empty((n_net, fan_in))
+    for t in prange(n_net * per_net):
+        i = t // per_net
+        r0 = (t % per_net) * _TASK_ROWS
+        words = np.empty(fan_out + 1, dtype=np.uint64)
+        for r in range(r0, min(fan_in, r0 + _TASK_ROWS)):
+            fill_row(w[i, r], words, keys[i, 0], keys[i, 1], TAG_WEIGHT, layer, r, dist, std)
+            row_sq[i, r] = _dot4(w[i, r], w[i, r])   # while the row is in cache
+    for i in range(n_net):
+        # rows summed in order: the same number as sum_squares(w[i])
+        s = 0.0
+        for r in range(fan_in):
+            s += row_sq[i, r]
+        sigma_w2[i] = s / fan_out
+
+
+@numba.njit(**PARALLEL_JIT)
+def inputs_batch(x, keys, rows, n_rows, c0, input_std):
+    """Input rows ``rows`` of each network (see :func:`draw_inputs`)."""
+    n_net, n_block, _ = x.shape
+    per_net = (n_block + _TASK_ROWS - 1) // _TASK_ROWS
+    for t in prange(n_net * per_net):
+        i = t // per_net
+        r0 = (t % per_net) * _TASK_ROWS
+        r1 = min(n_block, r0 + _TASK_ROWS)
+        draw_inputs(x[i, r0:r1], keys[i, 0], keys[i, 1], rows[r0:r1], n_rows, c0, input_std)
+
+
+@numba.njit(**PARALLEL_JIT)
+def layer_stats_batch(h, x, d, sat_lo, sat_hi, dead_lo, dead_hi, rowstats):
+    """Statistics of one layer of each network: arrays (B, R, n), rowstats (B, R, N_ROWSTATS)."""
+    n_net, n_rows, _ = h.shape
+    tasks = n_rows - n_rows // 2
+    for t in prange(n_net * tasks):
+        i = t // tasks
+        pair_stats(h[i], x[i], d[i], sat_lo, sat_hi, dead_lo, dead_hi, rowstats[i], t % tasks)
+
+
+@numba.njit(**PARALLEL_JIT)
+def backward_batch(g, d, rowstats):
+    """dL/dh = dL/dx * phi'(h) in place for each network and row; per-row ||dL/dh||^2."""
+    n_net, n_rows, _ = g.shape
+    for t in prange(n_net * n_rows):
+        i = t // n_rows
+        r = t % n_rows
+        backward_row(g[i, r], d[i, r], rowstats[i, r])
+
