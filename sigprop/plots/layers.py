@@ -53,6 +53,7 @@ def plot_layers(*stats, quantities=("act_var", "grad_var"), logy="auto", title=N
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     from ..spec import LayerStats
 
     if not stats:
@@ -99,10 +100,16 @@ def plot_layers(*stats, quantities=("act_var", "grad_var"), logy="auto", title=N
         if use_log:
             ax.set_yscale("log")
         ax.set_xlabel("layer")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_title(_TITLES.get(q, q), fontsize=10)
         ax.grid(True, alpha=0.3)
-    axes.ravel()[0].legend(fontsize=7, loc="best")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    # one legend beside the panels: one colour per init, line = theory, points = measured
+    from matplotlib.lines import Line2D
+    handles = [Line2D([], [], color=colours[n], lw=1.8, marker="o", ms=3.5, label=n) for n in names]
+    handles += [Line2D([], [], color="k", lw=1.8, label="theory"),
+                Line2D([], [], color="k", lw=0, marker="o", ms=3.5, label="measured (+-1 SE)")]
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     return fig
