@@ -84,8 +84,8 @@ def test_plot_layers_draws_theory_lines_and_measured_points():
     fig = plot_layers(*stats)
     ax_var, ax_grad = fig.axes
     assert ax_var.get_yscale() == "log"
-    labels = [t.get_text() for t in ax_var.get_legend().get_texts()]
-    assert labels == ["kaiming_normal (theory)", "xavier_normal (theory)", "kaiming_normal (simulation)"]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]   # one colour per init, then the line/point key
+    assert labels == ["kaiming_normal", "xavier_normal", "theory", "measured (+-1 SE)"]
     assert len(ax_var.lines) >= 2 and ax_var.containers     # lines + an errorbar container
     # theory and simulation of the same init share a colour
     assert ax_var.lines[0].get_color() == ax_var.containers[0].lines[0].get_color()
