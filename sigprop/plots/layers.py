@@ -74,7 +74,7 @@ def plot_layers(*stats, quantities=("act_var", "grad_var"), logy="auto", title=N
     colours = {n: plt.get_cmap("tab10")(i % 10) for i, n in enumerate(names)}
     ncols = ncols or min(len(quantities), 3)
     nrows = -(-len(quantities) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.9 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols + 1.8, 3.9 * nrows), squeeze=False)
     for ax in axes.ravel()[len(quantities):]:
         ax.set_visible(False)
     for ax, q in zip(axes.ravel(), quantities):
@@ -105,11 +105,12 @@ def plot_layers(*stats, quantities=("act_var", "grad_var"), logy="auto", title=N
         ax.grid(True, alpha=0.3)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    right = 1.0 - 1.8 / (5.2 * ncols + 1.8)   # keep a column for the legend inside the figure
+    fig.tight_layout(rect=(0, 0, right, 1))
     # one legend beside the panels: one colour per init, line = theory, points = measured
     from matplotlib.lines import Line2D
     handles = [Line2D([], [], color=colours[n], lw=1.8, marker="o", ms=3.5, label=n) for n in names]
     handles += [Line2D([], [], color="k", lw=1.8, label="theory"),
                 Line2D([], [], color="k", lw=0, marker="o", ms=3.5, label="measured (+-1 SE)")]
-    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(right, 0.5), fontsize=8, frameon=False)
     return fig
