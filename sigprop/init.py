@@ -215,7 +215,7 @@ def get_init(spec, **overrides) -> InitScheme:
             if v not in ("fan_in", "fan_out"):
                 raise ValueError(f"init {family!r}: mode must be 'fan_in' or 'fan_out', got {v!r}")
         elif key == "std" and v is None:
-            raise ValueError(f"init 'scaled' needs a std, e.g. scaled(std=0.3)")
+            raise ValueError("init 'scaled' needs a std, e.g. scaled(std=0.3)")
         else:
             v = _check_positive(family, key, v, allow_none=(key == "gain"))
         params[key] = v

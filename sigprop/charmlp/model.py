@@ -16,16 +16,13 @@ its compiled code.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import json
-import os
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .._codegen import load_module
 from .._io import atomic_write_bytes
 from ..activations import Activation, get_activation
 from ..init import get_init, sample_weights
@@ -40,19 +37,12 @@ DTYPES = {"float32": np.float32, "float64": np.float64}
 
 _BEGIN = "# --- activation: begin"
 _END = "# --- activation: end"
-_LOADED: dict = {}
 _BY_ACTIVATION: dict = {}   # (name, key) -> module, so that the source is printed once per process
 
 
 # ----------------------------------------------------------------------------------------------
 # Generated kernels
 # ----------------------------------------------------------------------------------------------
-def cache_dir() -> Path:
-    """Folder of the generated kernel modules: ``$SIGPROP_CACHE_DIR`` or ``~/.cache/sigprop/kernels``."""
-    root = os.environ.get("SIGPROP_CACHE_DIR")
-    return Path(root) if root else Path.home() / ".cache" / "sigprop" / "kernels"
-
-
 def kernel_source(activation) -> str:
     """Source of the kernel module for ``activation``: the template with its activation block
     replaced by ``activation.numba_source()`` (elementary functions from :mod:`.vmath`)."""
@@ -82,30 +72,9 @@ def load_kernels(activation):
     deps = (here / "vmath.py").read_text() + (here.parent / "_jit.py").read_text()
     digest = hashlib.sha1((source + deps + numba.__version__).encode()).hexdigest()[:16]
     name = f"sigprop_charmlp_kernels_{digest}"
-    if name in _LOADED:
-        _BY_ACTIVATION[memo] = _LOADED[name]
-        return _LOADED[name]
-    path = _write_module(name, source)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    _LOADED[name] = module
+    module = load_module(name, source)
     _BY_ACTIVATION[memo] = module
     return module
-
-
-def _write_module(name: str, source: str) -> Path:
-    from .._io import atomic_write_text
-    for folder in (cache_dir(), Path(tempfile.gettempdir()) / f"sigprop-kernels-{os.getuid()}"):
-        path = folder / f"{name}.py"
-        try:
-            if path.is_file() and path.read_text() == source:
-                return path
-            return atomic_write_text(path, source)
-        except OSError:
-            continue
-    raise OSError("cannot write the generated kernel module: set SIGPROP_CACHE_DIR to a writable folder")
 
 
 # ----------------------------------------------------------------------------------------------

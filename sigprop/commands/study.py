@@ -1,7 +1,6 @@
 """``sigprop study NAME``: run one source study into an output folder."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 

@@ -54,16 +54,14 @@ activation compiles for ~10-20 s, later runs load in well under a second.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import math
 import os
-import sys
-import tempfile
 from pathlib import Path
 
 import numba
 import numpy as np
 
+from .._codegen import cache_dir, load_module
 from ..spec import LayerStats, NetSpec
 from . import kernels as K
 from .progress import Progress
@@ -91,14 +89,6 @@ if "NUMBA_THREADING_LAYER" not in os.environ and numba.config.THREADING_LAYER ==
 
 
 # --- kernels per activation set -------------------------------------------------------------------
-_LOADED: dict = {}
-
-
-def cache_dir() -> Path:
-    """Where generated kernel modules (and numba's cache of them) live:
-    ``$SIGPROP_CACHE_DIR`` or ``~/.cache/sigprop/kernels``."""
-    root = os.environ.get("SIGPROP_CACHE_DIR")
-    return Path(root) if root else Path.home() / ".cache" / "sigprop" / "kernels"
 
 
 def _phi_dphi_exprs(act):
@@ -174,28 +164,7 @@ def load_kernels(activations):
     deps = (Path(__file__).parent / "kernels.py").read_text() + (Path(__file__).parent.parent / "_jit.py").read_text()
     digest = hashlib.sha1((source + deps + numba.__version__).encode()).hexdigest()[:16]
     name = f"sigprop_kernels_{digest}"
-    if name in _LOADED:
-        return _LOADED[name]
-    path = _write_module(name, source)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    _LOADED[name] = module
-    return module
-
-
-def _write_module(name: str, source: str) -> Path:
-    for folder in (cache_dir(), Path(tempfile.gettempdir()) / f"sigprop-kernels-{os.getuid()}"):
-        path = folder / f"{name}.py"
-        try:
-            if path.is_file() and path.read_text() == source:
-                return path
-            from .._io import atomic_write_text
-            return atomic_write_text(path, source)
-        except OSError:
-            continue
-    raise OSError("cannot write the generated kernel module: set SIGPROP_CACHE_DIR to a writable folder")
+    return load_module(name, source)
 
 
 # --- validation ---------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ def run(out, quick=False, seed=0, steps=None) -> StudyResult:
     from .. import theory
     from ..charmlp import TrainConfig, step0_spec, train
     from ..plots.bars import plot_bars_with_theory
-    from ..plots.training import (plot_activation_histograms, plot_loss, plot_training_curves,
+    from ..plots.training import (plot_activation_histograms, plot_training_curves,
                                   plot_weight_histograms)
 
     steps = steps or (1500 if quick else 20000)
