@@ -21,6 +21,14 @@ def fresh(tmp_path_factory):
 
 
 def test_checked_in_documents_are_up_to_date(fresh):
+    import sympy
+
+    from sigprop.symbolic.render import rendered_with
+    recorded = rendered_with(CHECKED_IN)
+    assert recorded is not None, "derivations/.rendered-with is missing: run `sigprop derive` at the repo root"
+    if recorded != f"sympy {sympy.__version__}":
+        # sympy's LaTeX printer changes between releases; compare only what the same release renders
+        pytest.skip(f"derivations/ was rendered with {recorded}, this is sympy {sympy.__version__}")
     names = sorted(p.name for p in fresh.glob("*.md"))
     assert names == sorted(render_all())
     stale_files = [n for n in names

@@ -337,7 +337,26 @@ def write(out_dir, docs=None) -> list:
             atomic_write_text(path, text)
             path.chmod(0o644)
             changed.append(name)
+    # LaTeX printing differs between sympy releases: record which one rendered these documents
+    stamp = out / RENDERED_WITH
+    if not stamp.exists() or stamp.read_text() != _sympy_stamp():
+        atomic_write_text(stamp, _sympy_stamp())
     return changed
+
+
+#: File beside the documents naming the sympy release that rendered them.
+RENDERED_WITH = ".rendered-with"
+
+
+def _sympy_stamp() -> str:
+    import sympy
+    return f"sympy {sympy.__version__}\n"
+
+
+def rendered_with(out_dir) -> str | None:
+    """The sympy release recorded beside the documents in ``out_dir`` (None if unrecorded)."""
+    stamp = Path(out_dir) / RENDERED_WITH
+    return stamp.read_text().strip() if stamp.exists() else None
 
 
 def stale(out_dir, docs=None) -> list:
