@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import atomic_write_bytes, atomic_write_text
+from ._io import atomic_write_bytes, atomic_write_text, read_checked
 
 #: Quantities a LayerStats may carry, with their meaning. Other names are allowed
 #: (training diagnostics add their own), these are the shared ones.
@@ -375,18 +375,11 @@ class LayerStats:
     @classmethod
     def load(cls, path) -> "LayerStats":
         """Read a file written by :meth:`save`."""
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"no such file: {path}")
-        try:
-            if path.suffix == ".json":
-                return cls.from_dict(json.loads(path.read_text()))
-            if path.suffix == ".npz":
-                with np.load(path, allow_pickle=False) as z:
-                    header = json.loads(str(z["__header__"]))
-                    header["values"] = {k: z[f"values/{k}"] for k in header["values"]}
-                    header["se"] = {k: z[f"se/{k}"] for k in header["se"]}
-                return cls.from_dict(header)
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, OSError, EOFError) as exc:
-            raise ValueError(f"cannot read LayerStats from {path}: {exc}") from None
-        raise ValueError(f"LayerStats loads .json or .npz, got {path.name!r}")
+        def from_npz(path):
+            with np.load(path, allow_pickle=False) as z:
+                header = json.loads(str(z["__header__"]))
+                header["values"] = {k: z[f"values/{k}"] for k in header["values"]}
+                header["se"] = {k: z[f"se/{k}"] for k in header["se"]}
+            return cls.from_dict(header)
+        return read_checked(path, "LayerStats", {".json": lambda p: cls.from_dict(json.loads(p.read_text())),
+                                                 ".npz": from_npz})

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write_bytes, atomic_write_text
+from .._io import atomic_write_bytes, atomic_write_text, read_checked
 from ..spec import LayerStats
 
 #: Number of histogram bins of the activations.
@@ -286,18 +286,11 @@ class Diagnostics:
 
     @classmethod
     def load(cls, path) -> "Diagnostics":
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"no such file: {path}")
-        try:
-            if path.suffix == ".json":
-                return cls.from_dict(json.loads(path.read_text()))
-            if path.suffix == ".npz":
-                with np.load(path, allow_pickle=False) as z:
-                    return cls.from_npz(z)
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, OSError, EOFError) as exc:
-            raise ValueError(f"cannot read diagnostics from {path}: {exc}") from None
-        raise ValueError(f"Diagnostics loads .json or .npz, got {path.name!r}")
+        def from_npz(path):
+            with np.load(path, allow_pickle=False) as z:
+                return cls.from_npz(z)
+        return read_checked(path, "diagnostics", {".json": lambda p: cls.from_dict(json.loads(p.read_text())),
+                                                  ".npz": from_npz})
 
     def equals(self, other) -> bool:
         """Exact equality, NaN equal to NaN (what a save/load round trip or a resumed run preserves)."""

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .._codegen import load_module
-from .._io import atomic_write_bytes
+from .._io import atomic_write_bytes, read_checked
 from ..activations import Activation, get_activation
 from ..init import get_init, sample_weights
 
@@ -335,11 +335,7 @@ class Params:
     @classmethod
     def load(cls, path) -> "Params":
         """Read parameters from a file written by :meth:`save` or a training checkpoint."""
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"no such file: {path}")
-        try:
+        def from_npz(path):
             with np.load(path, allow_pickle=False) as z:
                 return cls.from_npz(z, "params/" if "params/theta" in z.files else "")
-        except (OSError, KeyError, ValueError, json.JSONDecodeError, EOFError) as exc:
-            raise ValueError(f"cannot read character-MLP parameters from {path}: {exc}") from None
+        return read_checked(path, "character-MLP parameters", {".npz": from_npz}, errors=(ValueError,))

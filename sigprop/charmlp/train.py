@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write_bytes, atomic_write_text
+from .._io import atomic_write_bytes, atomic_write_text, read_checked
 from ..spec import LayerStats, NetSpec
 from .data import build_dataset, build_vocab, load_words, split_words
 from .diagnostics import Diagnostics, hist_edges, measure
@@ -197,13 +197,7 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path) -> "TrainConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"no such file: {path}")
-        try:
-            return cls.from_dict(json.loads(path.read_text()))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"cannot read a training config from {path}: {exc}") from None
+        return read_checked(path, "a training config", {".json": lambda p: cls.from_dict(json.loads(p.read_text()))})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -358,10 +352,7 @@ def save_checkpoint(path, config, data_digest, step, rng_state, params: Params, 
 
 def load_checkpoint(path) -> dict:
     """Read a checkpoint: dict with config, data_digest, step, rng_state, params, diagnostics."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"no such checkpoint: {path}")
-    try:
+    def read(path):
         with np.load(path, allow_pickle=False) as z:
             header = json.loads(str(z["header"]))
             if header.get("format") != _CKPT_FORMAT:
@@ -369,8 +360,7 @@ def load_checkpoint(path) -> dict:
             return {"config": TrainConfig.from_dict(header["config"]), "data_digest": header["data_digest"],
                     "step": int(header["step"]), "rng_state": header["rng_state"],
                     "params": Params.from_npz(z, "params/"), "diagnostics": Diagnostics.from_npz(z, "diag/")}
-    except (OSError, KeyError, EOFError, json.JSONDecodeError, ValueError) as exc:
-        raise ValueError(f"cannot read checkpoint {path}: {exc}") from None
+    return read_checked(path, "checkpoint", {".npz": read}, errors=(ValueError,))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -97,8 +97,10 @@ def run(out, quick=False, seed=0, steps=None) -> StudyResult:
     in_var = predicted[0].spec.input_var
     h_sat = float(np.arctanh(0.97))
     q_star = float(theory.fixed_point_q("tanh", 5.0 / 3.0, 0.0))
-    from scipy.special import erfc
-    sat_star = float(erfc(h_sat / np.sqrt(2 * q_star)))  # P(|h| > h_sat), h ~ N(0, q*)
+    # saturated fraction at the fixed point: a layer whose pre-activations have q = q*
+    from ..spec import NetSpec
+    sat_star = float(theory.predict(NetSpec(input_dim=1, widths=[1], activation="tanh", sigma_w=1.0,
+                                            input_var=q_star), threshold=0.97).saturated[0])
     summary = (
         f"Input distribution: the embedding output (C ~ N(0, 1)), second moment {in_var:.3f} per component, "
         f"30 inputs (block 3 x embedding 10); saturated means |tanh(h)| > 0.97. "

@@ -44,11 +44,13 @@ def predicted_initial_loss(config, words=None):
         m2 = float(theory.gaussian_expectation(lambda h: get_activation(config.activation).phi(h) ** 2, 1.0))
     else:
         m2 = float(theory.predict(step0_spec(config, words)).act_sq[-1])
+    from ..symbolic.recursions import forward_variance
+    # Var(logit) = n_L Var(W_out) E[x_L^2] + Var(b_out)  (the derived forward recursion)
     if config.output_fix:
-        s2 = n_L * m2 * OUTPUT_FIX_SCALE ** 2
+        s2 = forward_variance().numeric(n_L, OUTPUT_FIX_SCALE ** 2, m2, 0.0)
     else:
         w = get_init(config.init).output_weight_std(n_L, 27)
-        s2 = n_L * m2 * w ** 2 + 1.0
+        s2 = forward_variance().numeric(n_L, w ** 2, m2, 1.0)
     return float(expected_initial_loss(27, np.sqrt(s2))), float(np.sqrt(s2))
 
 

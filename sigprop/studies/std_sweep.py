@@ -127,7 +127,8 @@ def run(out, quick=False, seed=0, steps=None, width=64, layers=3, workers=1, sch
         ax.legend()
         figs.append(save_figure(fig, out, "kaiming_vs_xavier"))
 
-    ratio = stds ** 2 * width / 2.0  # ReLU: q_{l+1}/q_l = n std^2 / 2 (derived recursion, relu E[phi^2] = q/2)
+    # q_{l+1}/q_l of a hidden layer from theory's q-map (for ReLU: n std^2 / 2)
+    ratio = np.asarray(theory.q_map("relu", stds * math.sqrt(width), 0.0, 1.0), dtype=float)
     theory_regime = [_regime(r, layers) for r in ratio]
     best = np.nanmin(dev)
     good = [s for s, d in zip(stds, dev) if np.isfinite(d) and d <= best + 0.05]
