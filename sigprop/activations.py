@@ -93,6 +93,9 @@ _family("sigmoid", lambda: (1 + sp.tanh(x / 2)) / 2, bounds=(0.0, 1.0), conventi
         description="logistic 1/(1+exp(-x))")
 _family("erf", lambda: sp.erf(x), bounds=(-1.0, 1.0), description="error function")
 _family("gelu", lambda: x * (1 + sp.erf(x / sp.sqrt(2))) / 2, description="x Phi(x) (exact GELU)")
+# GPT-2's GELU: x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), the tanh approximation of x Phi(x).
+_family("gelu_tanh", lambda: x * (1 + sp.tanh(sp.sqrt(2 / sp.pi) * (x + sp.Rational(44715, 1000000) * x**3))) / 2,
+        description="GELU, tanh approximation (GPT-2)")
 _family("selu",
         lambda lam, alpha: lam * sp.Piecewise((alpha * (sp.exp(x) - 1), x <= 0), (x, True)),
         defaults={"lam": _selu_default("lambda"), "alpha": _selu_default("alpha")},

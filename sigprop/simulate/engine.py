@@ -55,13 +55,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 from pathlib import Path
 
 import numba
 import numpy as np
 
 from .._codegen import cache_dir, load_module
+from .._jit import prefer_sleeping_threads
 from ..spec import LayerStats, NetSpec
 from . import kernels as K
 from .progress import Progress
@@ -80,12 +80,8 @@ SMALL_WIDTH = 128
 MEMORY_BUDGET = 256 * 2 ** 20
 _CHUNK_VALUES = 4 * 2 ** 20  # per-network values buffered before they are folded into the moments
 
-# The engine launches a few short parallel kernels per layer. numba's OpenMP layer spin-waits
-# between launches, which on a loaded machine (BLAS threads, other processes) costs a
-# scheduler tick (~8 ms) per launch; the workqueue layer's workers sleep instead. Respect a
-# user's explicit choice (NUMBA_THREADING_LAYER), otherwise prefer workqueue.
-if "NUMBA_THREADING_LAYER" not in os.environ and numba.config.THREADING_LAYER == "default":
-    numba.config.THREADING_LAYER = "workqueue"
+# The engine launches a few short parallel kernels per layer: threads that sleep between them.
+prefer_sleeping_threads()
 
 
 # --- kernels per activation set -------------------------------------------------------------------
