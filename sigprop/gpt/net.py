@@ -17,7 +17,7 @@ Example
 >>> rng = np.random.default_rng(0)
 >>> idx, targets = rng.integers(0, 11, size=(2, 3, 8)).astype(np.int32)
 >>> loss = net.forward(p.theta, idx, targets)
->>> abs(loss - np.log(11)) < 0.05
+>>> bool(abs(loss - np.log(11)) < 0.05)
 True
 >>> grad = np.empty_like(p.theta); net.backward(p.theta, grad)
 """
