@@ -215,6 +215,13 @@ class Model:
         tmp = max(self.fans) * B
         return lay, off, tmp
 
+    def memory_estimate(self, batch: int) -> int:
+        """Bytes of the parameters, their gradient, the BatchNorm state and the kernels'
+        workspace for batches of ``batch`` rows (computed from the layout, nothing allocated)."""
+        _, n_ws, n_tmp = self.layout(batch)
+        return np.dtype(self.dtype).itemsize * (2 * self.n_params + 2 * self.n_bnstate + n_ws + n_tmp) \
+            + 4 * batch * (self.block_size + 1)
+
     # --- parameters -----------------------------------------------------------------------
     def init_params(self, rng: np.random.Generator, init="kaiming", output_fix: bool = True):
         """Draw ``theta`` and ``bnstate``.

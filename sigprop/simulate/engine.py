@@ -62,11 +62,13 @@ import numba
 import numpy as np
 
 from .._codegen import cache_dir, load_module
+from ..activations import DEFAULT_SATURATION_THRESHOLD
+from ..memory import check_fits
 from ..spec import LayerStats, NetSpec
 from . import kernels as K
 from .progress import Progress
 
-__all__ = ["run", "draw_network", "SIM_QUANTITIES", "cache_dir", "load_kernels"]
+__all__ = ["run", "draw_network", "memory_estimate", "SIM_QUANTITIES", "cache_dir", "load_kernels"]
 
 #: Quantities :func:`run` returns, in order.
 SIM_QUANTITIES = ("q", "act_mean", "act_sq", "act_var", "saturated", "dead", "grad_var", "corr", "chi1",
@@ -233,17 +235,49 @@ class _Plan:
         self.n_rows = n_inputs
         self.dtype = dtype
         self.proto = np.zeros(0, dtype=dtype)
-        itemsize = dtype.itemsize
-        w_bytes = int(np.sum(self.widths[:-1] * self.widths[1:])) * itemsize
-        d_bytes_per_row = int(np.sum(self.widths[1:])) * itemsize
-        self.store_weights = w_bytes <= MEMORY_BUDGET
-        self.pairs_per_block = max(1, MEMORY_BUDGET // (2 * d_bytes_per_row))
-        if int(self.widths.max()) >= SMALL_WIDTH:
-            self.batch = 1      # one wide network at a time: BLAS threads the GEMMs
-        else:                   # many small networks at a time, as many as fit in the budget
-            per_network = w_bytes + n_inputs * (d_bytes_per_row + 8 * depth * K.N_ROWSTATS
-                                                + 4 * itemsize * int(self.widths.max()))
-            self.batch = int(max(1, min(1024, MEMORY_BUDGET // per_network)))
+        self.store_weights, self.pairs_per_block, self.batch = _schedule(self.widths, n_inputs, dtype.itemsize)
+
+
+def _schedule(widths, n_inputs: int, itemsize: int):
+    """``(store_weights, pairs_per_block, batch)`` for layer widths ``(n_0, ..., n_L)``: weights are
+    kept for the backward pass if they fit in :data:`MEMORY_BUDGET`, inputs go in blocks of pairs
+    whose ``phi'(h)`` fit in it, and small networks go many at a time."""
+    widths = np.asarray(widths, dtype=np.int64)
+    depth = widths.size - 1
+    w_bytes = int(np.sum(widths[:-1] * widths[1:])) * itemsize
+    d_bytes_per_row = int(np.sum(widths[1:])) * itemsize
+    store_weights = w_bytes <= MEMORY_BUDGET
+    pairs_per_block = max(1, MEMORY_BUDGET // (2 * d_bytes_per_row))
+    if int(widths.max()) >= SMALL_WIDTH:
+        batch = 1               # one wide network at a time: BLAS threads the GEMMs
+    else:                       # many small networks at a time, as many as fit in the budget
+        per_network = w_bytes + n_inputs * (d_bytes_per_row + 8 * depth * K.N_ROWSTATS
+                                            + 4 * itemsize * int(widths.max()))
+        batch = int(max(1, min(1024, MEMORY_BUDGET // per_network)))
+    return store_weights, pairs_per_block, batch
+
+
+def memory_estimate(spec: NetSpec, n_networks: int, n_inputs: int, dtype=np.float64) -> int:
+    """Bytes :func:`run` allocates at its peak for these arguments (what :class:`_Workspace`,
+    the weights and the per-input statistics take), without allocating them.
+
+    Example
+    -------
+    >>> from sigprop import NetSpec
+    >>> memory_estimate(NetSpec.uniform(depth=2, width=10 ** 9), 2, 2) > 10 ** 18
+    True
+    """
+    itemsize = np.dtype(dtype).itemsize
+    widths = np.array((spec.input_dim,) + spec.widths, dtype=np.int64)
+    depth = spec.depth
+    store_weights, pairs_per_block, batch = _schedule(widths, n_inputs, itemsize)
+    n_net = min(batch, n_networks)
+    n_block = min(n_inputs, 2 * pairs_per_block + 1)
+    n_max, n_hidden = int(widths.max()), int(widths[1:].sum())
+    weights = int(np.sum(widths[:-1] * widths[1:])) if store_weights else int(np.max(widths[:-1] * widths[1:]))
+    elements = n_net * (n_block * (5 * n_max + n_hidden + int(widths[0])) + weights + n_hidden)
+    stats = 8 * n_net * depth * (n_inputs + n_block) * K.N_ROWSTATS
+    return int(elements * itemsize + stats + min(_CHUNK_VALUES, 8 * n_networks * depth * K.N_VALUES))
 
 
 def draw_network(spec: NetSpec, seed: int, index: int, n_inputs: int, c0: float = 0.5, dtype=np.float64) -> dict:
@@ -498,7 +532,11 @@ def _finish(moments: _Moments, plan: _Plan):
 
 
 # --- the API ----------------------------------------------------------------------------------------
-def run(spec, n_networks, n_inputs, seed, dtype=np.float64, c0=0.5, threshold=0.97, progress=False,
+def _widths_text(widths) -> str:
+    return f"{widths[0]} x {len(widths)}" if len(set(widths)) == 1 else ", ".join(map(str, widths))
+
+
+def run(spec, n_networks, n_inputs, seed, dtype=np.float64, c0=0.5, threshold=DEFAULT_SATURATION_THRESHOLD, progress=False,
         _batch=None) -> LayerStats:
     """Measure per-layer statistics over ``n_networks`` random networks drawn from ``spec``.
 
@@ -542,6 +580,9 @@ def run(spec, n_networks, n_inputs, seed, dtype=np.float64, c0=0.5, threshold=0.
     """
     spec, n_networks, n_inputs, seed, dtype, c0, threshold = _check_args(
         spec, n_networks, n_inputs, seed, dtype, c0, threshold)
+    check_fits(memory_estimate(spec, n_networks, n_inputs, dtype),
+               f"simulating {n_networks} networks of widths {spec.input_dim}, {_widths_text(spec.widths)} "
+               f"with {n_inputs} inputs")
     plan = _Plan(spec, n_inputs, dtype, c0, threshold)
     batch = plan.batch if _batch is None else int(_batch)
     depth = plan.depth
