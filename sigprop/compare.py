@@ -34,13 +34,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._io import atomic_write_text
+from ._io import atomic_write_text, dumps_json
 
 FLAGS = ("ok", "breaks", "exact", "se=0", "no-se", "nonfinite")
 COUNTED = ("ok", "breaks", "exact", "se=0")
@@ -119,8 +118,9 @@ class Comparison:
         return {"sources": list(self.sources), "meta": self.meta, "summary": self.summary(), "rows": self.rows}
 
     def to_json(self, path=None) -> str:
-        """JSON text (inf/nan as Infinity/NaN), written to ``path`` atomically if given."""
-        text = json.dumps(self.to_dict(), indent=1)
+        """Strict JSON text (inf/nan as null; each row's ``flag`` says why), written to ``path``
+        atomically if given."""
+        text = dumps_json(self.to_dict(), indent=1)
         if path is not None:
             atomic_write_text(path, text)
         return text

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import atomic_write_bytes, atomic_write_text, read_checked
+from ._io import (atomic_write_bytes, atomic_write_text, dumps_json, finite_or_none, nonfinite_marks, read_checked,
+                  with_nonfinite)
 
 #: Quantities a LayerStats may carry, with their meaning. Other names are allowed
 #: (training diagnostics add their own), these are the shared ones.
@@ -217,7 +218,7 @@ class NetSpec:
         return cls(**d)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict())
+        return dumps_json(self.to_dict())
 
     @classmethod
     def from_json(cls, text: str) -> "NetSpec":
@@ -337,14 +338,21 @@ class LayerStats:
 
     # --- serialisation --------------------------------------------------------------------
     def to_dict(self) -> dict:
-        """Plain-data form; floats are written by ``repr`` (exact), inf/nan as JSON's Infinity/NaN."""
-        return {
+        """Plain-data form for strict JSON: finite floats exactly (``repr``), every inf/nan as
+        ``None`` (JSON ``null``) with what it was under ``nonfinite``
+        (``{"values": {"q": {"4": "inf"}}, "se": {...}}``, by layer index from 0)."""
+        marks = {part: {k: m for k, v in arrays.items() if (m := nonfinite_marks(v))}
+                 for part, arrays in (("values", self.values), ("se", self.se))}
+        d = {
             "format": "sigprop.LayerStats", "version": _FORMAT_VERSION,
-            "source": self.source, "seed": self.seed, "meta": self.meta,
+            "source": self.source, "seed": self.seed, "meta": finite_or_none(self.meta),
             "spec": None if self.spec is None else self.spec.to_dict(),
-            "values": {k: v.tolist() for k, v in self.values.items()},
-            "se": {k: v.tolist() for k, v in self.se.items()},
+            "values": {k: finite_or_none(v) for k, v in self.values.items()},
+            "se": {k: finite_or_none(v) for k, v in self.se.items()},
         }
+        if marks["values"] or marks["se"]:
+            d["nonfinite"] = {part: m for part, m in marks.items() if m}
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "LayerStats":
@@ -353,22 +361,25 @@ class LayerStats:
         if d.get("version") != _FORMAT_VERSION:
             raise ValueError(f"LayerStats format version {d.get('version')} is not supported (expected {_FORMAT_VERSION})")
         spec = None if d.get("spec") is None else NetSpec.from_dict(d["spec"])
-        return cls(values=d["values"], se=d.get("se", {}), spec=spec, source=d["source"], seed=d.get("seed"),
-                   meta=d.get("meta", {}))
+        marks = d.get("nonfinite", {})
+        values = {k: with_nonfinite(v, marks.get("values", {}).get(k)) for k, v in d["values"].items()}
+        se = {k: with_nonfinite(v, marks.get("se", {}).get(k)) for k, v in d.get("se", {}).items()}
+        return cls(values=values, se=se, spec=spec, source=d["source"], seed=d.get("seed"), meta=d.get("meta", {}))
 
     def save(self, path) -> Path:
         """Write to ``.json`` or ``.npz`` (by extension), atomically."""
         path = Path(path)
         if path.suffix == ".json":
-            return atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
+            return atomic_write_text(path, dumps_json(self.to_dict(), indent=1))
         if path.suffix == ".npz":
             header = self.to_dict()
+            header.pop("nonfinite", None)       # the arrays below keep inf/nan themselves
             arrays = {f"values/{k}": v for k, v in self.values.items()}
             arrays.update({f"se/{k}": v for k, v in self.se.items()})
             header["values"] = list(self.values)
             header["se"] = list(self.se)
             buf = io.BytesIO()
-            np.savez(buf, __header__=np.array(json.dumps(header)), **arrays)
+            np.savez(buf, __header__=np.array(dumps_json(header)), **arrays)
             return atomic_write_bytes(path, buf.getvalue())
         raise ValueError(f"LayerStats saves to .json or .npz, got {path.name!r}")
 
