@@ -49,7 +49,10 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command if command in _available() else None)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:   # --help, --version or a usage error (one line, already printed)
+        return exc.code if isinstance(exc.code, int) else 2
     if args.command is None:
         parser.print_help()
         return 0
@@ -59,9 +62,19 @@ def main(argv=None) -> int:
     except ValueError as exc:  # bad input found at a boundary: one line, no traceback
         print(f"sigprop {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:     # a folder that cannot be written, a full disk, an unreachable scheduler
+        print(f"sigprop {args.command}: error: {_os_error(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"sigprop {args.command}: interrupted; finished results are on disk", file=sys.stderr)
         return 130
+
+
+def _os_error(exc: OSError) -> str:
+    """``[Errno 17] File exists: 'x'`` as ``x: file exists`` (one line, the user's words)."""
+    if exc.strerror and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror[0].lower()}{exc.strerror[1:]}"
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ._io import atomic_write_text
+from ._io import atomic_write_text, dumps_json
 
 _FORMAT = "sigprop.sweep"
 
@@ -230,6 +230,8 @@ def run_sweep(function, grid: dict, out, workers: int | None = None, scheduler: 
     """
     fname = _function_name(function)
     _resolve(fname)  # fail early, in the user's process, with a clear message
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be an integer >= 1 (or None: one per CPU), got {workers!r}")
     cells = grid_cells(grid)
     out = Path(out)
     (out / "cells").mkdir(parents=True, exist_ok=True)
@@ -247,7 +249,7 @@ def run_sweep(function, grid: dict, out, workers: int | None = None, scheduler: 
     t0 = time.time()
 
     def finish(i, plain):
-        atomic_write_text(_cell_path(out, cells[i]), json.dumps({"params": cells[i], "result": plain}))
+        atomic_write_text(_cell_path(out, cells[i]), dumps_json({"params": cells[i], "result": plain}))
         results[i] = plain
         bar.step()
 
@@ -285,13 +287,36 @@ def _run_pool(fname, cells, todo, workers, finish):
             raise
 
 
-def _run_dask(fname, cells, todo, scheduler, finish):
+#: Seconds to wait for a dask scheduler to answer.
+SCHEDULER_TIMEOUT = 10
+
+
+def _connect(scheduler):
+    """A ``dask.distributed.Client`` for an address (a one-line ValueError if it does not answer)."""
     try:
-        from dask.distributed import Client, as_completed
+        from dask.distributed import Client
     except ImportError:
         raise ValueError("--scheduler needs dask.distributed: pip install 'sigprop[dask]'") from None
-    own = not isinstance(scheduler, Client)
-    client = Client(scheduler) if own else scheduler
+    if isinstance(scheduler, Client):
+        return scheduler
+    try:
+        return Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        raise ValueError(f"cannot reach the dask scheduler {scheduler!r}: {' '.join(str(exc).split())[:200]}") from None
+
+
+def check_scheduler(scheduler) -> None:
+    """Connect to a dask scheduler address once and disconnect: called before any work, so an
+    unreachable scheduler is a one-line error, not a failure after the first part of a study."""
+    client = _connect(scheduler)
+    if client is not scheduler:
+        client.close()
+
+
+def _run_dask(fname, cells, todo, scheduler, finish):
+    from dask.distributed import as_completed
+    client = _connect(scheduler)
+    own = client is not scheduler
     try:
         futures = [client.submit(_evaluate, fname, cells[i], key=f"sigprop-cell-{cell_id(cells[i])}", pure=False)
                    for i in todo]
