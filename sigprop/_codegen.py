@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -20,16 +21,42 @@ def cache_dir() -> Path:
     return Path(root) if root else Path.home() / ".cache" / "sigprop" / "kernels"
 
 
+def fallback_dir() -> Path:
+    """The private folder used when :func:`cache_dir` is not writable:
+    ``<tmp>/sigprop-kernels-<uid>``, created with mode 0700 (see :func:`_private_folder`)."""
+    return Path(tempfile.gettempdir()) / f"sigprop-kernels-{os.getuid()}"
+
+
+def _private_folder(folder: Path) -> Path:
+    """Create ``folder`` with mode 0700, or accept it if it exists, is a real folder, belongs
+    to this user and nobody else may write to it: the modules there are executed, so a shared
+    temporary folder prepared by someone else must not be used."""
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(folder)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise PermissionError(f"refusing the kernel cache {folder}: it must be a folder owned by this user and "
+                              f"writable by nobody else (mode 0700); remove it or set SIGPROP_CACHE_DIR")
+    return folder
+
+
 def _write_module(name: str, source: str) -> Path:
-    for folder in (cache_dir(), Path(tempfile.gettempdir()) / f"sigprop-kernels-{os.getuid()}"):
+    errors = []
+    for folder, private in ((cache_dir(), False), (fallback_dir(), True)):
         path = folder / f"{name}.py"
         try:
+            if private:
+                _private_folder(folder)
             if path.is_file() and path.read_text() == source:
                 return path
             return atomic_write_text(path, source)
-        except OSError:
+        except OSError as exc:
+            errors.append(str(exc))
             continue
-    raise OSError("cannot write the generated kernel module: set SIGPROP_CACHE_DIR to a writable folder")
+    raise OSError(f"cannot write the generated kernel module ({'; '.join(errors)}): "
+                  "set SIGPROP_CACHE_DIR to a writable folder")
 
 
 def load_module(name: str, source: str):

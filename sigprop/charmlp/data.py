@@ -37,7 +37,7 @@ def load_words(path=None) -> list[str]:
     Parameters
     ----------
     path : str or Path, optional
-        A UTF-8 text file; default the embedded names dataset.
+        A UTF-8 text file (a leading byte-order mark is dropped); default the embedded names dataset.
 
     Raises
     ------
@@ -55,7 +55,7 @@ def load_words(path=None) -> list[str]:
     if b"\x00" in raw:
         raise ValueError(f"{where} is a binary file (NUL bytes), expected text with one word per line")
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")   # a byte-order mark (Windows editors) is not a character
     except UnicodeDecodeError as exc:
         raise ValueError(f"{where} is not UTF-8 text (byte {exc.start}), expected one word per line") from None
     words = [w.strip() for w in text.splitlines()]

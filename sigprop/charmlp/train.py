@@ -34,7 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write_bytes, atomic_write_text, read_checked
+from .._io import atomic_write_bytes, atomic_write_text, dumps_json, read_checked
+from ..activations import DEFAULT_SATURATION_THRESHOLD
+from ..memory import check_fits
 from ..spec import LayerStats, NetSpec
 from .data import build_dataset, build_vocab, load_words, split_words
 from .diagnostics import Diagnostics, hist_edges, measure
@@ -45,6 +47,8 @@ _CKPT_FORMAT = "sigprop.charmlp.Checkpoint"
 EVAL_BATCH = 1024
 #: Examples in the probe batch of the initial diagnostics (``Diagnostics.init_stats``).
 PROBE_BATCH = 2048
+#: Raw minibatch draws per compiled chunk of steps at most (the indices do not depend on it).
+RAW_DRAWS = 2 ** 22
 
 
 def _int(name, v, lo):
@@ -96,6 +100,8 @@ class TrainConfig:
         Words file, one per line (None: the embedded names dataset).
     bn_momentum, bn_eps : float
         BatchNorm running-statistics momentum and variance epsilon.
+    threshold : float
+        Saturation threshold of the diagnostics (``|tanh h| > threshold``).
     """
 
     layers: int = 1
@@ -119,6 +125,7 @@ class TrainConfig:
     data: str | None = None
     bn_momentum: float = BN_MOMENTUM
     bn_eps: float = BN_EPS
+    threshold: float = DEFAULT_SATURATION_THRESHOLD
 
     def __post_init__(self):
         from ..activations import get_activation
@@ -158,6 +165,10 @@ class TrainConfig:
             raise ValueError(f"bn_momentum must be in [0, 1], got {m}")
         set_("bn_momentum", m)
         set_("bn_eps", _pos("bn_eps", self.bn_eps))
+        t = _pos("threshold", self.threshold)
+        if not t < 1:
+            raise ValueError(f"threshold must be in (0, 1), got {t}")
+        set_("threshold", t)
 
     @property
     def widths(self) -> tuple:
@@ -190,7 +201,7 @@ class TrainConfig:
         return cls(**d)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1)
+        return dumps_json(self.to_dict(), indent=1)
 
     def save(self, path) -> Path:
         return atomic_write_text(path, self.to_json() + "\n")
@@ -342,7 +353,7 @@ def save_checkpoint(path, config, data_digest, step, rng_state, params: Params, 
     """Atomically write everything a run needs to continue from ``step`` (the next step to run)."""
     header = {"format": _CKPT_FORMAT, "version": 1, "config": config.to_dict(), "data_digest": data_digest,
               "step": int(step), "rng_state": rng_state}
-    arrays = {"header": np.array(json.dumps(header))}
+    arrays = {"header": np.array(dumps_json(header))}
     arrays.update(params.to_npz_dict("params/"))
     arrays.update(diagnostics.to_npz_dict("diag/"))
     buf = io.BytesIO()
@@ -357,10 +368,30 @@ def load_checkpoint(path) -> dict:
             header = json.loads(str(z["header"]))
             if header.get("format") != _CKPT_FORMAT:
                 raise ValueError("missing format tag")
-            return {"config": TrainConfig.from_dict(header["config"]), "data_digest": header["data_digest"],
-                    "step": int(header["step"]), "rng_state": header["rng_state"],
-                    "params": Params.from_npz(z, "params/"), "diagnostics": Diagnostics.from_npz(z, "diag/")}
-    return read_checked(path, "checkpoint", {".npz": read}, errors=(ValueError,))
+            ck = {"config": TrainConfig.from_dict(header["config"]), "data_digest": header["data_digest"],
+                  "step": int(header["step"]), "rng_state": header["rng_state"],
+                  "params": Params.from_npz(z, "params/"), "diagnostics": Diagnostics.from_npz(z, "diag/")}
+        _check_checkpoint(ck)
+        return ck
+    return read_checked(path, "checkpoint", {".npz": read}, errors=(ValueError, TypeError))
+
+
+def _check_checkpoint(ck) -> None:
+    """The header agrees with the stored arrays: the model its config describes, a step in
+    [0, steps], finite parameters and a loss for every step done."""
+    config, params, step = ck["config"], ck["params"], ck["step"]
+    expected = _model(config, params.model.vocab).to_dict()
+    stored = params.model.to_dict()
+    wrong = [k for k in expected if expected[k] != stored.get(k)]
+    if wrong:
+        k = wrong[0]
+        raise ValueError(f"its header says {k} {expected[k]} but the stored parameters have {k} {stored.get(k)}")
+    if not 0 <= step <= config.steps:
+        raise ValueError(f"its step {step} is outside [0, {config.steps}]")
+    if not (np.all(np.isfinite(params.theta)) and np.all(np.isfinite(params.bnstate))):
+        raise ValueError("its parameters are not all finite (nan/inf: the run diverged)")
+    if len(ck["diagnostics"].losses) < step:
+        raise ValueError(f"it holds {len(ck['diagnostics'].losses)} losses for {step} steps")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -423,6 +454,10 @@ def train(config: TrainConfig = TrainConfig(), words=None, out=None, progress=Tr
     data = Data.build(config, words)
     init_rng, batch_rng, probe_rng = _streams(config.seed)
     model = _model(config, data.vocab)
+    check_fits(model.memory_estimate(max(config.batch_size, min(PROBE_BATCH, len(data.arrays["train"][1])),
+                                         EVAL_BATCH)) + 8 * (config.steps + RAW_DRAWS),
+               f"training {config.layers} x {config.widths[0] if len(set(config.widths)) == 1 else config.widths} "
+               f"with batch size {config.batch_size} for {config.steps} steps")
     K = model.kernels
     Xtr, Ytr = data.arrays["train"]
     param_names = model.weight_names()
@@ -442,7 +477,7 @@ def train(config: TrainConfig = TrainConfig(), words=None, out=None, progress=Tr
         step = 0
         losses = np.full(config.steps, np.nan)
         diag = Diagnostics(hist_edges=hist_edges(model.activation), param_names=param_names,
-                           meta={"batch_size": config.batch_size, "threshold": 0.97,
+                           meta={"batch_size": config.batch_size, "threshold": config.threshold,
                                  "activation": config.activation, "vocab": data.vocab})
         diag.init_stats = _probe_stats(config, data, params, probe_rng)
     out = None if out is None else Path(out)
@@ -458,7 +493,7 @@ def train(config: TrainConfig = TrainConfig(), words=None, out=None, progress=Tr
     t0 = time.perf_counter()
     start_step = step
 
-    cutoffs = model.activation.saturation_cutoffs(0.97) if model.activation.bounds is not None else None
+    cutoffs = model.activation.saturation_cutoffs(config.threshold) if model.activation.bounds is not None else None
 
     def next_boundary(s, every):
         return (s // every + 1) * every if every else config.steps
@@ -469,7 +504,7 @@ def train(config: TrainConfig = TrainConfig(), words=None, out=None, progress=Tr
         if diag_now:
             stop = step + 1
         else:
-            stop = min(next_boundary(step, config.diag_every), last, step + 5000)
+            stop = min(next_boundary(step, config.diag_every), last, step + max(1, min(5000, RAW_DRAWS // B)))
             if out is not None and config.checkpoint_every:
                 stop = min(stop, next_boundary(step, config.checkpoint_every))
         n = stop - step
@@ -506,7 +541,7 @@ def train(config: TrainConfig = TrainConfig(), words=None, out=None, progress=Tr
                    "final_loss": result.final_loss, "seconds": seconds,
                    "steps_per_second": result.steps_per_second, "n_words": len(data.words),
                    "n_train_examples": int(Xtr.shape[0])}
-        atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
+        atomic_write_text(out / "summary.json", dumps_json(summary, indent=1) + "\n")
     return result
 
 
@@ -535,10 +570,11 @@ def _probe_stats(config, data, params, rng) -> LayerStats:
     # training-mode forward (BatchNorm on batch statistics), running statistics left alone (momentum 0)
     bnstate = params.bnstate.copy()
     model.kernels.forward(params.theta, bnstate, ctx, wk.ws, wk.lay, model.n_embd, True, 0.0, model.bn_eps)
-    values, se, _, _, _ = measure(model, params.theta, None, wk.ws, wk.lay, n, config.lr, with_se=True)
+    values, se, _, _, _ = measure(model, params.theta, None, wk.ws, wk.lay, n, config.lr, threshold=config.threshold,
+                                  with_se=True)
     spec = None if config.batch_norm else _step0_spec(config, data, params)
     return LayerStats(values, se, spec=spec, source="training", seed=config.seed,
-                      meta={"step": 0, "probe_examples": n, "threshold": 0.97})
+                      meta={"step": 0, "probe_examples": n, "threshold": config.threshold})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -595,6 +631,7 @@ def sample(params: Params, n: int, seed: int = 0, max_length: int = 100) -> list
     """
     n = _int("n", n, 0)
     model = params.model
+    check_fits(model.memory_estimate(n) + n * (24 * model.V + 8 * max_length + 100), f"sampling {n} words")
     rng = np.random.default_rng(seed)
     ctx = np.zeros((n, model.block_size), dtype=np.int32)
     out = [[] for _ in range(n)]

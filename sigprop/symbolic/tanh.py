@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
-from ..activations import get_activation, x
+from ..activations import DEFAULT_SATURATION_THRESHOLD, get_activation, x
 from ._base import Derivation, numeric_function
 
 q = sp.Symbol("q", positive=True)
@@ -168,7 +168,7 @@ def _c_map_tanh(c_, q_star, sigma_w2, sigma_b2, n_nodes=120):
     return (sigma_w2 * k + sigma_b2) / q_star
 
 
-def tanh_fixed_point(gain: float = 5 / 3, sigma_b: float = 0.0, threshold: float = 0.97) -> TanhFixedPoint:
+def tanh_fixed_point(gain: float = 5 / 3, sigma_b: float = 0.0, threshold: float = DEFAULT_SATURATION_THRESHOLD) -> TanhFixedPoint:
     """Variance fixed point ``q*`` of a deep tanh network with ``sigma_w = gain`` and ``chi_1`` there.
 
     Parameters
