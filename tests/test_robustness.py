@@ -1,0 +1,372 @@
+"""A bad day: sizes that cannot fit, unwritable paths, mixed folders, damaged checkpoints,
+0 given as a size, non-finite numbers in JSON, a shared temporary folder, a byte-order mark.
+
+Each test runs a case of issue 14 that failed before (a kill, a traceback, a lost or mixed
+folder, a silent default) and checks the one-line error or the exact result now."""
+import json
+import math
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from sigprop.cli import main
+
+WORDS = ["anna", "bob", "clara", "dan", "eve", "abba", "cab", "bad", "dace", "bead"] * 3
+
+
+def _strict(text):
+    """json.loads that refuses NaN / Infinity (what strict JSON parsers do)."""
+    def refuse(name):
+        raise ValueError(f"non-standard JSON constant {name}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def _one_line_error(capsys, *fragments):
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for f in fragments:
+        assert f in err, err
+    return err
+
+
+@pytest.fixture()
+def words_file(tmp_path):
+    path = tmp_path / "words.txt"
+    path.write_text("\n".join(WORDS) + "\n")
+    return path
+
+
+@pytest.fixture()
+def tiny_run(tmp_path, words_file):
+    """A finished 20-step training run (folder with checkpoint)."""
+    out = tmp_path / "run"
+    assert main(["train", "--steps", "20", "--width", "8", "--diag-every", "10", "--data", str(words_file),
+                 "--out", str(out), "--no-progress", "--no-figures", "--samples", "0"]) == 0
+    return out
+
+
+# --- 1. sizes that cannot fit are refused before allocating ------------------------------------
+@pytest.mark.parametrize("argv", [
+    ["simulate", "--width", "1000000000", "--depth", "2", "--networks", "2", "--inputs", "2"],
+    ["simulate", "--input-dim", "1000000000", "--width", "8", "--depth", "2", "--networks", "2", "--inputs", "2"],
+    ["compare", "--input-dim", "1000000000", "--width", "8", "--depth", "2", "--networks", "2", "--inputs", "2"],
+])
+def test_simulations_that_cannot_fit_are_refused(tmp_path, argv, capsys):
+    out = tmp_path / "never"
+    assert main(argv + ["--no-progress"] + (["--out", str(out)] if argv[0] == "compare" else [])) == 2
+    _one_line_error(capsys, "needs about", "of memory", "available")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("flags", [["--width", "1000000000"], ["--batch-size", "100000000"]])
+def test_training_that_cannot_fit_is_refused(tmp_path, words_file, flags, capsys):
+    out = tmp_path / "never"
+    assert main(["train", "--steps", "10", "--data", str(words_file), "--out", str(out), "--no-progress"] + flags) == 2
+    _one_line_error(capsys, "needs about", "of memory")
+    assert not (out / "checkpoint.npz").exists()
+
+
+def test_sampling_that_cannot_fit_is_refused(tiny_run, capsys):
+    assert main(["sample", "--checkpoint", str(tiny_run / "checkpoint.npz"), "-n", "100000000"]) == 2
+    _one_line_error(capsys, "sampling 100000000 words needs about")
+
+
+def test_check_fits_compares_with_the_available_memory():
+    from sigprop.memory import check_fits, format_bytes
+    check_fits(999, "x", available=1000)
+    with pytest.raises(ValueError, match=r"x needs about 1 kB of memory, 999 B available"):
+        check_fits(1000.5, "x", available=999)
+    assert format_bytes(24e9) == "24 GB"
+
+
+def test_memory_estimate_grows_with_the_sizes_that_allocate():
+    from sigprop import NetSpec
+    from sigprop.simulate import memory_estimate
+    small = memory_estimate(NetSpec.uniform(depth=2, width=64), 4, 4)
+    assert memory_estimate(NetSpec.uniform(depth=2, width=64, input_dim=10 ** 6), 4, 4) > 10 ** 6 * 64 * 8 > small
+
+
+# --- 2. file-system and scheduler errors: one line, exit 2 -----------------------------------------
+def test_unwritable_save_target_fails_before_the_work(capsys):
+    assert main(["simulate", "--depth", "2", "--width", "8", "--networks", "2", "--inputs", "2",
+                 "--save", "/proc/x.json", "--no-progress"]) == 2
+    _one_line_error(capsys, "--save /proc/x.json: cannot write in /proc")
+
+
+def test_out_naming_an_existing_file_is_one_line(tmp_path, capsys):
+    f = tmp_path / "a-file"
+    f.write_text("mine")
+    assert main(["compare", "--depth", "2", "--width", "8", "--networks", "2", "--inputs", "2",
+                 "--init", "kaiming", "--out", str(f), "--no-progress"]) == 2
+    _one_line_error(capsys, "exists and is not a folder")
+    assert f.read_text() == "mine"
+
+
+def test_os_errors_from_deep_inside_are_one_line(tmp_path, monkeypatch, capsys):
+    from sigprop.commands import theory as cmd
+
+    def fail(args):
+        raise PermissionError(13, "Permission denied", "/somewhere/x.json")
+    monkeypatch.setattr(cmd, "run", fail)
+    assert main(["theory"]) == 2
+    _one_line_error(capsys, "sigprop theory: error: /somewhere/x.json: permission denied")
+
+
+def test_unreachable_scheduler_is_one_line_before_any_file(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("dask.distributed")
+    from sigprop import sweep
+    monkeypatch.setattr(sweep, "SCHEDULER_TIMEOUT", 1)
+    out = tmp_path / "s"
+    assert main(["study", "std-sweep", "--quick", "--scheduler", "tcp://127.0.0.1:1", "--out", str(out)]) == 2
+    _one_line_error(capsys, "cannot reach the dask scheduler 'tcp://127.0.0.1:1'")
+    assert not out.exists()
+
+
+def test_report_with_a_bad_seed_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["report", "--only", "std-sweep", "--seed", "-1", "--out", str(out)]) == 2
+    _one_line_error(capsys, "--seed: must be an integer >= 0, got -1")
+    assert not out.exists()
+
+
+# --- 3. output folders are never silently mixed or overwritten -------------------------------------
+_COMPARE = ["compare", "--activation", "relu", "--depth", "2", "--width", "8", "--networks", "4", "--inputs", "4",
+            "--no-progress"]
+
+
+@pytest.mark.parametrize("bad", [["--init", "kaiming", "nope"], ["--quantities", "q", "nope"], ["--plot", "nope"],
+                                 ["--networks", "1"]])
+def test_compare_checks_every_argument_before_simulating(tmp_path, bad, capsys):
+    out = tmp_path / "c"
+    argv = _COMPARE + (["--init", "kaiming"] if bad[0] != "--init" else []) + bad + ["--out", str(out)]
+    assert main(argv) == 2
+    _one_line_error(capsys)
+    assert not out.exists()
+
+
+def test_a_folder_of_another_run_is_refused_and_replaced_only_with_overwrite(tmp_path, capsys):
+    out = tmp_path / "c"
+    assert main(_COMPARE + ["--init", "xavier_normal", "--out", str(out)]) == 0
+    assert (out / "simulation_xavier_normal.json").is_file()
+    capsys.readouterr()
+    config = (out / "config.json").read_text()
+    assert main(_COMPARE + ["--init", "kaiming", "--out", str(out)]) == 2
+    _one_line_error(capsys, "holds another run", "init: ['xavier_normal'] -> ['kaiming']", "--overwrite")
+    assert (out / "config.json").read_text() == config
+    assert main(_COMPARE + ["--init", "kaiming", "--out", str(out), "--overwrite"]) == 0
+    assert not (out / "simulation_xavier_normal.json").exists()          # no stale file of the old run
+    assert (out / "simulation_kaiming_normal.json").is_file()
+    assert json.loads((out / "config.json").read_text())["init"] == ["kaiming"]
+    # the same configuration again is the same run: allowed, same files
+    assert main(_COMPARE + ["--init", "kaiming", "--out", str(out)]) == 0
+
+
+def test_a_folder_that_is_not_a_run_is_never_touched(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    for extra in ([], ["--overwrite"]):
+        assert main(_COMPARE + ["--init", "kaiming", "--out", str(out)] + extra) == 2
+        _one_line_error(capsys, "holds no config.json of a sigprop run")
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_a_study_with_another_seed_in_an_old_folder_is_refused_before_writing(tmp_path, capsys):
+    out = tmp_path / "pd"
+    argv = ["study", "phase-diagram", "--quick", "--grid", "4", "--depth", "2", "--width", "8", "--networks", "2",
+            "--out", str(out)]
+    assert main(argv) == 0
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    capsys.readouterr()
+    assert main(argv + ["--seed", "1"]) == 2
+    _one_line_error(capsys, "holds another run", "seed: 0 -> 1")
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
+def test_runfolder_resumes_the_same_configuration(tmp_path):
+    from sigprop.runfolder import prepare
+    out = prepare(tmp_path / "r", {"a": 1, "x": math.nan, "argv": ["x"]})
+    (out / "cell.json").write_text("{}")
+    assert prepare(out, {"a": 1, "x": math.nan, "argv": ["y"]}) == out     # nan is null; argv is ignored
+    assert (out / "cell.json").exists()
+    _strict((out / "config.json").read_text())
+
+
+# --- 4. checkpoints are checked against their parameters ---------------------------------------------
+def _rewrite(path, **changes):
+    from sigprop.charmlp import load_checkpoint
+    from sigprop.charmlp.train import save_checkpoint
+    ck = load_checkpoint(path)
+    ck.update(changes)
+    save_checkpoint(path, ck["config"], ck["data_digest"], ck["step"], ck["rng_state"], ck["params"],
+                    ck["diagnostics"])
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda ck: {"config": ck["config"].replace(width=50)}, "header says widths [50] but the stored parameters have "
+                                                           "widths [8]"),
+    (lambda ck: {"step": ck["config"].steps + 5}, "step 25 is outside [0, 20]"),
+    (lambda ck: {"step": -1}, "step -1 is outside"),
+])
+def test_checkpoint_header_must_agree_with_its_arrays(tiny_run, change, message, capsys):
+    from sigprop.charmlp import load_checkpoint
+    from sigprop.charmlp.train import save_checkpoint
+    path = tiny_run / "checkpoint.npz"
+    ck = load_checkpoint(path)
+    ck.update(change(ck))
+    save_checkpoint(path, ck["config"], ck["data_digest"], ck["step"], ck["rng_state"], ck["params"],
+                    ck["diagnostics"])
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_checkpoint(path)
+    assert main(["train", "--resume", str(path), "--no-progress"]) == 2
+    _one_line_error(capsys, "cannot read checkpoint")
+
+
+def test_checkpoint_with_nan_parameters_is_refused(tiny_run, capsys):
+    from sigprop.charmlp import load_checkpoint
+    from sigprop.charmlp.train import save_checkpoint
+    path = tiny_run / "checkpoint.npz"
+    ck = load_checkpoint(path)
+    ck["params"].theta[3] = np.nan
+    save_checkpoint(path, ck["config"], ck["data_digest"], ck["step"], ck["rng_state"], ck["params"],
+                    ck["diagnostics"])
+    with pytest.raises(ValueError, match="not all finite"):
+        load_checkpoint(path)
+    assert main(["sample", "--checkpoint", str(path)]) == 2
+    _one_line_error(capsys, "not all finite")
+
+
+def test_resume_refuses_conflicting_flags_and_continues_in_its_folder(tmp_path, words_file, monkeypatch, capsys):
+    from sigprop.charmlp import TrainConfig, load_checkpoint, train
+    run = tmp_path / "run"
+    cfg = TrainConfig(steps=40, width=8, diag_every=10, checkpoint_every=10, data=str(words_file))
+    train(cfg, out=run, progress=False, until=20)
+    assert load_checkpoint(run / "checkpoint.npz")["step"] == 20
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--resume", str(run / "checkpoint.npz"), "--width", "50", "--no-progress"]) == 2
+    _one_line_error(capsys, "--width (width 50 vs 8) differ")
+    assert main(["train", "--resume", str(run / "checkpoint.npz"), "--width", "8", "--no-progress",
+                 "--no-figures", "--samples", "0"]) == 0                      # agreeing flags are fine
+    assert load_checkpoint(run / "checkpoint.npz")["step"] == 40
+    assert (run / "summary.json").is_file() and not (tmp_path / "sigprop-train").exists()
+
+
+def test_same_configuration_in_the_same_folder_continues_its_checkpoint(tmp_path, words_file):
+    from sigprop.charmlp import TrainConfig, load_checkpoint, train
+    run = tmp_path / "run"
+    cfg = TrainConfig(steps=40, width=8, diag_every=10, checkpoint_every=10, data=str(words_file), seed=0)
+    full = train(cfg, progress=False)
+    train(cfg, out=run, progress=False, until=20)
+    argv = ["train", "--steps", "40", "--width", "8", "--diag-every", "10", "--checkpoint-every", "10",
+            "--data", str(words_file), "--out", str(run), "--no-progress", "--no-figures", "--samples", "0"]
+    assert main(argv) == 0
+    ck = load_checkpoint(run / "checkpoint.npz")
+    assert ck["step"] == 40 and np.array_equal(ck["params"].theta, full.params.theta)   # continued bitwise
+    assert main(argv[:2] + ["30"] + argv[3:]) == 2                                    # another run: refused
+
+
+def test_relative_data_path_is_stored_resolved(tmp_path, words_file, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--steps", "5", "--width", "8", "--data", "words.txt", "--out", "r", "--no-progress",
+                 "--no-figures", "--samples", "0"]) == 0
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["data"] == str(words_file.resolve())
+
+
+# --- 5. 0 means 0 ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("argv,message", [
+    (["study", "phase-diagram", "--grid", "0"], "--grid: must be an integer >= 4, got 0"),
+    (["study", "std-sweep", "--steps", "0"], "--steps: must be an integer >= 1, got 0"),
+    (["study", "std-sweep", "--workers", "0"], "--workers: must be an integer >= 1, got 0"),
+    (["theory", "--width", "0"], "--width: must be an integer >= 1, got 0"),
+    (["simulate", "--depth", "0"], "--depth: must be an integer >= 1, got 0"),
+])
+def test_zero_is_not_the_default(tmp_path, argv, message, capsys):
+    assert main(argv + (["--out", str(tmp_path / "x")] if argv[0] == "study" else [])) == 2
+    _one_line_error(capsys, message)
+    assert not (tmp_path / "x").exists()
+
+
+def test_zero_sizes_in_the_python_api():
+    from sigprop.studies._base import option
+    from sigprop.sweep import run_sweep
+    assert option("steps", None, 7) == 7 and option("steps", 3, 7) == 3
+    with pytest.raises(ValueError, match="--steps must be an integer >= 1, got 0"):
+        option("steps", 0, 7)
+    with pytest.raises(ValueError, match="workers must be an integer >= 1"):
+        run_sweep("colorsys:rgb_to_hsv", {"r": [1.0], "g": [0.5], "b": [0.0]}, "/nonexistent", workers=0)
+
+
+# --- 6. strict JSON ------------------------------------------------------------------------------------
+def test_theory_json_of_an_exploding_net_is_strict_and_keeps_what_was_inf(tmp_path, capsys):
+    from sigprop import LayerStats
+    argv = ["theory", "--activation", "relu", "--sigma-w", "40", "--depth", "400", "--width", "8"]
+    assert main(argv + ["--json", "--save", str(tmp_path / "t.json")]) == 0
+    d = _strict(capsys.readouterr().out)
+    assert d["values"]["q"][-1] is None and "inf" in d["nonfinite"]["values"]["q"].values()
+    s = LayerStats.load(tmp_path / "t.json")
+    assert s.q[-1] == math.inf and s.equals(LayerStats.from_dict(d))
+    _strict((tmp_path / "t.json").read_text())
+
+
+def test_layerstats_json_round_trip_is_exact_for_inf_nan_and_minus_inf(tmp_path):
+    from sigprop import LayerStats
+    s = LayerStats({"q": [1.0, math.inf, math.nan], "act_mean": [-math.inf, 0.5, 1e-300]},
+                   se={"q": [0.1, math.nan, math.inf]}, source="simulation", meta={"x": math.nan})
+    s.save(tmp_path / "s.json")
+    _strict((tmp_path / "s.json").read_text())
+    back = LayerStats.load(tmp_path / "s.json")
+    assert back.values.keys() == s.values.keys()
+    for k in s.values:
+        assert np.array_equal(back[k], s[k], equal_nan=True)
+    assert np.array_equal(back.se["q"], s.se["q"], equal_nan=True) and back.meta == {"x": None}
+
+
+def test_diagnostics_and_summary_of_a_diverged_run_are_strict_json(tmp_path, words_file):
+    from sigprop.charmlp import Diagnostics, TrainConfig, train
+    out = tmp_path / "d"
+    cfg = TrainConfig(steps=30, width=8, diag_every=10, init="scaled(1000.0)", activation="relu", lr=10.0,
+                      output_fix=False, data=str(words_file))
+    train(cfg, out=out, progress=False)
+    for name in ("diagnostics.json", "summary.json", "config.json"):
+        _strict((out / name).read_text())
+    d = Diagnostics.load(out / "diagnostics.json")
+    assert not np.all(np.isfinite(d.losses))               # the case this test is about: it diverged
+    assert d.equals(Diagnostics.load(out / "diagnostics.npz"))
+
+
+def test_comparison_and_study_json_are_strict(tmp_path):
+    from sigprop import NetSpec, theory
+    from sigprop.compare import compare
+    from sigprop.studies import StudyResult
+    spec = NetSpec.uniform(depth=30, width=8, activation="relu", init="scaled(30.0)")
+    t = theory.predict(spec)
+    c = compare(t, t)
+    _strict(c.to_json(tmp_path / "c.json"))
+    StudyResult("x", "x", "x", "x", numbers={"a": math.nan, "b": [math.inf]}).save(tmp_path)
+    assert _strict((tmp_path / "result.json").read_text())["numbers"] == {"a": None, "b": [None]}
+
+
+# --- 7. the kernel cache fallback is private -------------------------------------------------------------
+def test_fallback_kernel_cache_is_created_private_and_a_shared_one_refused(tmp_path, monkeypatch):
+    from sigprop import _codegen
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file, so the configured cache cannot be created")
+    monkeypatch.setenv("SIGPROP_CACHE_DIR", str(blocked / "kernels"))
+    monkeypatch.setattr(_codegen.tempfile, "gettempdir", lambda: str(tmp_path))
+    path = _codegen._write_module("sigprop_test_module_a", "X = 1\n")
+    folder = _codegen.fallback_dir()
+    assert path.parent == folder and stat.S_IMODE(folder.stat().st_mode) == 0o700
+    os.chmod(folder, 0o777)                                         # someone made it world-writable
+    with pytest.raises(OSError, match="refusing the kernel cache"):
+        _codegen._write_module("sigprop_test_module_b", "X = 2\n")
+
+
+# --- 8. byte-order mark ---------------------------------------------------------------------------------
+def test_byte_order_mark_is_not_a_vocabulary_character(tmp_path):
+    from sigprop.charmlp import build_vocab, load_words
+    f = tmp_path / "bom.txt"
+    f.write_bytes("\ufeffanna\nbob\n".encode("utf-8"))
+    words = load_words(f)
+    assert words == ["anna", "bob"] and build_vocab(words) == ".abno"
