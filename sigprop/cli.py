@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 
 #: Subcommands in the order ``--help`` lists them.
@@ -47,6 +48,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "matplotlib" not in sys.modules:   # the command draws into files: a non-interactive backend
+        os.environ["MPLBACKEND"] = "Agg"
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command if command in _available() else None)
     try:

@@ -370,3 +370,32 @@ def test_byte_order_mark_is_not_a_vocabulary_character(tmp_path):
     f.write_bytes("\ufeffanna\nbob\n".encode("utf-8"))
     words = load_words(f)
     assert words == ["anna", "bob"] and build_vocab(words) == ".abno"
+
+
+# --- 10. plotting never changes the user's backend ---------------------------------------------------------
+def test_plot_functions_leave_the_backend_and_pyplot_alone(words_file):
+    import matplotlib
+    import matplotlib.pyplot as plt
+    from sigprop import LayerStats, NetSpec, theory
+    from sigprop.charmlp import TrainConfig, train
+    from sigprop.plots import bars, layers, phase, training
+    previous = matplotlib.get_backend()
+    plt.close("all")
+    plt.switch_backend("pdf")                     # the user's choice: not Agg
+    chosen = matplotlib.get_backend()
+    t = theory.predict(NetSpec.uniform(depth=3, width=8))
+    m = LayerStats(t.values, {k: 0.01 * abs(v) for k, v in t.values.items()}, spec=t.spec, source="simulation")
+    res = train(TrainConfig(steps=30, width=8, layers=2, diag_every=10, data=str(words_file)), progress=False)
+    d = res.diagnostics
+    figures = [layers.plot_layers(t, m), bars.plot_bars_with_theory([m], [t], ["k"]),
+               phase.plot_phase_diagram(theory.phase_diagram("tanh", [0.5, 1.0, 2.0, 3.0], [0.0, 0.5], depth=5)),
+               training.plot_activation_histograms(d), training.plot_layer_bars(d.stats[-1]),
+               training.plot_training_curves(d), training.plot_loss(d), training.plot_weight_histograms(res.params)]
+    assert matplotlib.get_backend() == chosen and plt.get_fignums() == []      # nothing registered with pyplot
+    assert all(isinstance(f, matplotlib.figure.Figure) and f.axes for f in figures)
+    # single-panel plots draw on the caller's axes and return its figure
+    fig = matplotlib.figure.Figure()
+    ax = fig.add_subplot()
+    assert training.plot_loss(d, ax=ax) is fig and ax.get_lines()
+    assert training.plot_weight_histograms(res.params, ax=ax) is fig
+    plt.switch_backend(previous)

@@ -96,9 +96,6 @@ def _conflicts(args, config) -> list:
 
 def write_figures(result, out: Path) -> list:
     """The PNG figures of a finished run; returns their paths."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from ..plots import training as P
     from ..symbolic.crossentropy import chance_loss
     diag = result.diagnostics
@@ -114,7 +111,6 @@ def write_figures(result, out: Path) -> list:
     for name, make in figures.items():
         fig = make()
         fig.savefig(out / name, dpi=110)
-        plt.close(fig)
         paths.append(out / name)
     return paths
 
