@@ -144,18 +144,23 @@ class NetSpec:
 
     # --- construction -------------------------------------------------------------------
     @classmethod
-    def from_init(cls, init, widths, input_dim: int, activation="tanh", sigma_b=0.0, input_var=1.0, **init_params):
+    def from_init(cls, init, widths, input_dim: int, activation="tanh", sigma_b=None, input_var=1.0, **init_params):
         """Build a spec whose per-layer ``sigma_w`` comes from a named init scheme.
 
         ``init`` is a name such as ``"kaiming"``, ``"xavier_uniform"``, ``"scaled(0.3)"``
         or an :class:`~sigprop.init.InitScheme`; extra keywords set its parameters.
+        ``sigma_b=None`` takes the scheme's bias std (``torch_default``: ``1/sqrt(3 fan_in)``;
+        the simulation draws biases normal with that std) and 0 for every other scheme.
         """
         from .init import get_init
         scheme = get_init(init, **init_params)
-        spec = cls(input_dim=input_dim, widths=widths, activation=activation, sigma_w=1.0, sigma_b=sigma_b,
+        spec = cls(input_dim=input_dim, widths=widths, activation=activation, sigma_w=1.0,
+                   sigma_b=0.0 if sigma_b is None else sigma_b,
                    input_var=input_var, weight_dist=scheme.distribution, init=scheme.name)
         fans = (spec.input_dim,) + spec.widths
         sw = tuple(scheme.sigma_w(fans[i], fans[i + 1], spec.activation[i]) for i in range(spec.depth))
+        if sigma_b is None and scheme.bias_std(fans[0]) is not None:
+            spec = spec.replace(sigma_b=[scheme.bias_std(fans[i]) for i in range(spec.depth)])
         return cls(input_dim=spec.input_dim, widths=spec.widths, activation=spec.activation, sigma_w=sw,
                    sigma_b=spec.sigma_b, input_var=spec.input_var, weight_dist=scheme.distribution, init=scheme.name)
 

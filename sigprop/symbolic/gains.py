@@ -218,7 +218,8 @@ def gain_table() -> list[dict]:
         One row per activation with keys ``activation``, ``m2`` (``E[phi(z)^2]``,
         sympy), ``gain`` (derived, sympy: symbolic in ``a`` for leaky ReLU),
         ``value`` (float, None when symbolic), ``pytorch`` (sympy or None when
-        PyTorch uses the derived value), ``note``.
+        PyTorch uses the derived value), ``in_pytorch`` (False where PyTorch's
+        ``calculate_gain`` has no value: it raises), ``note``.
 
     Example
     -------
@@ -226,6 +227,7 @@ def gain_table() -> list[dict]:
     >>> rows["relu"]["gain"], rows["tanh"]["pytorch"]
     (sqrt(2), 5/3)
     """
+    from ..init import PYTORCH_NONLINEARITIES
     from .kernels import symbolic_moments
     rows = []
     for name in ("linear", "relu", "leaky_relu", "tanh", "selu", "sigmoid", "erf", "gelu", "swish", "softplus"):
@@ -233,7 +235,7 @@ def gain_table() -> list[dict]:
         if name == "leaky_relu":
             m2 = symbolic_moments(act)["m2"].subs(sp.Symbol("q", positive=True), 1)
             gain = sp.sqrt(sp.factor(1 / m2))
-            rows.append(dict(activation="leaky_relu(a)", m2=m2, gain=gain, value=None, pytorch=None,
+            rows.append(dict(activation="leaky_relu(a)", m2=m2, gain=gain, value=None, pytorch=None, in_pytorch=True,
                              note="closed form (sympy); PyTorch uses the same formula"))
             continue
         d = variance_preserving_gain(act)
@@ -242,5 +244,6 @@ def gain_table() -> list[dict]:
         pytorch = None if conv is None else sp.nsimplify(conv, rational=True)
         if pytorch is not None and d.expr.is_number and sp.simplify(pytorch - d.expr) == 0:
             pytorch = None
-        rows.append(dict(activation=name, m2=m2, gain=d.expr, value=d.value, pytorch=pytorch, note=d.note))
+        rows.append(dict(activation=name, m2=m2, gain=d.expr, value=d.value, pytorch=pytorch,
+                         in_pytorch=name in PYTORCH_NONLINEARITIES, note=d.note))
     return rows

@@ -112,15 +112,17 @@ def _gains_doc() -> str:
     for r in gain_table():
         exact = f"${latex(r['gain'])}$" if not r["gain"].is_Float else "numeric"
         value = _num(r["value"], 12) if r["value"] is not None else "symbolic"
-        pt = "same" if r["pytorch"] is None else f"${latex(r['pytorch'])}$ = {_num(r['pytorch'], 12)}"
+        pt = ("not in PyTorch" if not r["in_pytorch"] else "same" if r["pytorch"] is None
+              else f"${latex(r['pytorch'])}$ = {_num(r['pytorch'], 12)}")
         rows.append((f"`{r['activation']}`", exact, value, pt))
     parts = [HEADER, "# Variance-preserving gains\n",
              "With $\\mathrm{Var}(W) = g^2/n_{\\mathrm{in}}$ and no bias, the forward recursion "
              "(recursions.md) maps $q = 1$ to $g^2 E[\\phi(z)^2]$, $z \\sim N(0, 1)$. The gain that keeps "
              "it at 1 is $g = 1/\\sqrt{E[\\phi(z)^2]}$ (`sigprop.symbolic.gains`). Closed forms come from the "
              "Gaussian integrals of kernels.md; the rest is mpmath quadrature at 25 digits. PyTorch's "
-             "`calculate_gain` uses a convention for some activations; `sigprop.init` uses PyTorch's "
-             "value as `init_gain` where one exists and the derived one otherwise.\n",
+             "`calculate_gain` (`sigprop.calculate_gain`, same names and values) uses a convention for some "
+             "activations and raises for those it does not know; `sigprop.init` uses PyTorch's value as "
+             "`init_gain` where one exists and the derived one otherwise.\n",
              _table(["activation", "derived gain (exact)", "value", "PyTorch"], rows),
              "For positively homogeneous activations (linear, ReLU, leaky ReLU) the gain holds the "
              "variance at every $q$, not only at $q = 1$, because $E[\\phi(\\sqrt{q} z)^2] = q E[\\phi(z)^2]$. "
