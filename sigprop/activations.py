@@ -18,8 +18,8 @@ Parameters of an activation (leaky ReLU's slope ``a``, SELU's ``lambda`` and
 ``alpha``) stay sympy symbols in the expression and are bound as float64
 arguments, so no digit is lost to printing.
 
-Example
--------
+Examples
+--------
 >>> from sigprop.activations import get_activation
 >>> act = get_activation("leaky_relu(a=0.2)")
 >>> float(act.phi(-1.0)), float(act.dphi(-1.0))
@@ -270,8 +270,8 @@ class Activation:
         """Python source of scalar ``name(x) -> (phi(x), dphi(x))`` with the subexpressions the
         two share computed once (sympy ``cse``): ``tanh`` is evaluated once, not twice.
 
-        Example
-        -------
+        Examples
+        --------
         >>> print(get_activation("tanh").numba_source_fused().splitlines()[-3:])
         ['def phi_dphi(x):', '    x0 = math.tanh(x)', '    return x0, 1 - x0**2']
         """
@@ -362,8 +362,8 @@ def register_activation(name: str, expr, bounds=None, conventional_gain=None, de
     bounds : (float, float), optional
         The range of ``phi`` if it is bounded and increasing (enables saturated fractions).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import sympy as sp
     >>> from sigprop.activations import register_activation, x
     >>> act = register_activation("softsign", x / (1 + sp.Abs(x)), bounds=(-1, 1))

@@ -37,7 +37,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    from . import __version__
     parser = _Parser(prog="sigprop", description="Predict and measure signal propagation in deep networks.")
+    parser.add_argument("--version", action="version", version=f"sigprop {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in _available():
         p = sub.add_parser(name, help=_HELP.get(name, ""), description=_HELP.get(name, ""))

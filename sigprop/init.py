@@ -32,8 +32,8 @@ and ``a`` give the gain ``calculate_gain(nonlinearity, a)`` (``a`` alone means
 is what ``torch.nn.Linear`` does to its weights; ``torch_default`` is that, plus its
 bias ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` (:meth:`InitScheme.bias_std`).
 
-Example
--------
+Examples
+--------
 >>> from sigprop.init import get_init
 >>> round(get_init("kaiming").weight_std(200, 200, "tanh"), 6)   # (5/3)/sqrt(200)
 0.117851

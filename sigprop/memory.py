@@ -7,8 +7,8 @@ memory available now and raises a one-line ``ValueError`` naming the estimate. A
 subcommand or model does the same: estimate where the arrays are allocated, call
 ``check_fits(estimate, "what")`` at its boundary.
 
-Example
--------
+Examples
+--------
 >>> check_fits(1024, "a tiny run")
 >>> check_fits(2 ** 80, "a huge run")  # doctest: +ELLIPSIS
 Traceback (most recent call last):

@@ -15,8 +15,8 @@ arguments are checked and just before the work starts:
 Single results (``--save FILE``) are checked with :func:`check_file_target` before the
 work, so a result is never computed only to be lost at the end.
 
-Example
--------
+Examples
+--------
 >>> import tempfile, pathlib
 >>> out = pathlib.Path(tempfile.mkdtemp()) / "run"
 >>> prepare(out, {"seed": 0}).name

@@ -74,8 +74,8 @@ class NetSpec:
         Name of the init scheme that produced sigma_w (informational; see
         :meth:`from_init`).
 
-    Example
-    -------
+    Examples
+    --------
     >>> spec = NetSpec.from_init("kaiming", widths=[200] * 5, input_dim=30, activation="tanh")
     >>> spec.depth, round(spec.sigma_w[0], 4)
     (5, 1.6667)
@@ -257,8 +257,8 @@ class LayerStats:
         JSON-serialisable settings that produced the numbers (``threshold``,
         ``c0``, ``n_networks``, ``step``, ...).
 
-    Example
-    -------
+    Examples
+    --------
     >>> s = LayerStats({"q": [1.0, 0.5]}, source="theory")
     >>> s.q, s.depth
     (array([1. , 0.5]), 2)
@@ -331,6 +331,20 @@ class LayerStats:
                 f[v == 0.0] = "vanished"
             out[k] = f
         return out
+
+    def _repr_html_(self) -> str:
+        """A table per layer for Jupyter: ``value ± standard error`` where there is one."""
+        from ._html import table_html
+
+        def cell(k, i):
+            v = self.values[k][i]
+            se = self.se.get(k)
+            return f"{v:.4g}" if se is None or not math.isfinite(se[i]) else f"{v:.4g} ± {se[i]:.2g}"
+        spec = "" if self.spec is None else (f"{self.spec.activation[0]}, depth {self.spec.depth}, "
+                                             f"width {self.spec.widths[0]}, init {self.spec.init}")
+        caption = f"LayerStats ({self.source}{', ' + spec if spec else ''})"
+        rows = [[i + 1] + [cell(k, i) for k in self.values] for i in range(self.depth)]
+        return table_html(["layer"] + list(self.values), rows, caption)
 
     def equals(self, other: "LayerStats") -> bool:
         """Exact equality (NaN equals NaN): what a save/load round trip must preserve."""

@@ -10,8 +10,8 @@ Layout of a sweep folder::
     sweep.json          the grid and the function (checked on resume)
     cells/<id>.json     one finished cell: {"params": {...}, "result": {...}}
 
-Example
--------
+Examples
+--------
 >>> import tempfile
 >>> from sigprop.sweep import run_sweep
 >>> out = tempfile.mkdtemp()

@@ -26,8 +26,8 @@ Conventions are those of :mod:`sigprop.spec`: ``q_l = E[h_l^2]``,
 ``chi1 = sigma_w^2 E[phi'(h)^2]``, ``grad_var[l] = Var(dL/dh_l)`` for unit
 variance ``dL/dx_L``.
 
-Example
--------
+Examples
+--------
 >>> from sigprop import theory
 >>> round(float(theory.q_map("relu", 2 ** 0.5, 0.0, 3.0)), 12)   # Kaiming ReLU keeps q
 3.0
@@ -125,8 +125,8 @@ def gaussian_expectation(f, q, kinks=(0.0,)):
     -------
     ndarray of the shape of ``q``
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> v = gaussian_expectation(lambda h: h ** 2, np.array([0.5, 2.0]))
     >>> np.allclose(v, [0.5, 2.0], rtol=1e-13)
@@ -159,8 +159,8 @@ def bivariate_expectation(g, q1, q2, c, kinks=(0.0,), kinked=True, theta=None):
     ``theta`` (optional, same shape as ``c``) gives the angle ``c = cos(theta)`` directly,
     so that ``sqrt(1 - c^2) = sin(theta)`` keeps its digits when ``c`` rounds to 1.
 
-    Example
-    -------
+    Examples
+    --------
     >>> v = bivariate_expectation(lambda a, b: a * b, 2.0, 0.5, 0.3)   # covariance
     >>> abs(float(v) - 0.3) < 1e-13
     True
@@ -337,8 +337,8 @@ def _nonneg(name, v):
 def q_map(activation, sigma_w, sigma_b, q):
     """The length map ``q' = sigma_w^2 E[phi(u)^2] + sigma_b^2``, ``u ~ N(0, q)`` (vectorised).
 
-    Example
-    -------
+    Examples
+    --------
     >>> round(float(q_map("linear", 0.5, 1.0, 4.0)), 12)
     2.0
     """
@@ -352,8 +352,8 @@ def c_map(activation, sigma_w, sigma_b, q, c):
     """The correlation map at equal variances ``q``:
     ``c' = (sigma_w^2 E[phi(u1) phi(u2)] + sigma_b^2) / (sigma_w^2 E[phi(u)^2] + sigma_b^2)``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> round(float(c_map("tanh", 1.5, 0.1, 0.8, 1.0)), 12)   # c = 1 is a fixed point
     1.0
     """
@@ -411,8 +411,8 @@ def fixed_point_q(activation, sigma_w, sigma_b, q0=1.0):
     Returns ``inf`` when the length explodes and 0 when it vanishes (e.g. tanh with
     ``sigma_b = 0``, ``sigma_w <= 1``).
 
-    Example
-    -------
+    Examples
+    --------
     >>> round(float(fixed_point_q("relu", 1.0, 1.0)), 10)      # q = q/2 + 1
     2.0
     """
@@ -430,8 +430,8 @@ def fixed_point_q(activation, sigma_w, sigma_b, q0=1.0):
 def chi1(activation, sigma_w, sigma_b, q=None):
     """``chi_1 = sigma_w^2 E[phi'(u)^2]`` at ``u ~ N(0, q)``; at the fixed point ``q*`` if ``q`` is None.
 
-    Example
-    -------
+    Examples
+    --------
     >>> round(float(chi1("relu", 2 ** 0.5, 0.0, q=1.0)), 12)
     1.0
     """
@@ -449,8 +449,8 @@ def edge_of_chaos(activation, sigma_b, q_range=(1e-30, 1e30)):
     gives ``sigma_w``. Where the root sits at an end of ``q_range`` (tanh with ``sigma_b = 0``:
     ``q* -> 0``; ReLU: ``q* -> inf``) the limit is returned.
 
-    Example
-    -------
+    Examples
+    --------
     >>> round(float(edge_of_chaos("relu", 0.5)), 9)
     1.414213562
     """
@@ -495,8 +495,8 @@ def fixed_point_c(activation, sigma_w, sigma_b, q=None, iterations=52):
     since ``1 - c' = sigma_w^2 G (1 - c)`` at ``q = q*``; bisection in ``log theta``,
     ``c = cos theta``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> float(fixed_point_c("tanh", 0.8, 0.1))
     1.0
     """
@@ -541,8 +541,8 @@ def depth_scales(activation, sigma_w, sigma_b):
     ``xi_c^-1 = -log chi_c``, ``chi_c = sigma_w^2 E[phi'(u1) phi'(u2)]`` at ``(q*, c*)``
     (``chi_1`` when ``c* = 1``). Infinite at criticality.
 
-    Example
-    -------
+    Examples
+    --------
     >>> xi_q, xi_c = depth_scales("tanh", 1.0, 0.0)
     >>> bool(np.isinf(xi_c))
     True
@@ -594,8 +594,8 @@ def predict(spec, c0: float = 0.5, threshold: float = DEFAULT_SATURATION_THRESHO
     ``grad_var[l] = n_{l+1} (sigma_{w,l+1}^2 / n_l) E[phi'(h_l)^2] grad_var[l+1]`` (the next layer's
     weights carry the gradient). ``chi1[l] = sigma_{w,l}^2 E[phi'(h_l)^2]``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> from sigprop import NetSpec
     >>> s = predict(NetSpec.uniform(depth=3, width=100, activation="relu", init="kaiming"))
     >>> s.q.round(12).tolist(), s.act_sq.round(12).tolist(), s.dead.tolist()   # Kaiming keeps E[x^2]
@@ -946,8 +946,8 @@ def phase_diagram(activation, sigma_w_grid, sigma_b_grid, depth: int = 100, c0: 
     -------
     PhaseDiagram
 
-    Example
-    -------
+    Examples
+    --------
     >>> pd = phase_diagram("tanh", [0.5, 1.0, 2.0], [0.0], depth=50)
     >>> pd.chi1[0, :2].round(9).tolist()       # q* = 0 there: chi_1 = sigma_w^2 tanh'(0)^2
     [0.25, 1.0]

@@ -399,3 +399,39 @@ def test_plot_functions_leave_the_backend_and_pyplot_alone(words_file):
     assert training.plot_loss(d, ax=ax) is fig and ax.get_lines()
     assert training.plot_weight_histograms(res.params, ax=ax) is fig
     plt.switch_backend(previous)
+
+
+# --- 12. python -m sigprop, --version, notebook views, numpydoc sections ----------------------------------
+def test_python_dash_m_and_version(capsys):
+    import subprocess
+    import sys
+
+    import sigprop
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"sigprop {sigprop.__version__}"
+    run = subprocess.run([sys.executable, "-m", "sigprop", "--version"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == f"sigprop {sigprop.__version__}"
+
+
+def test_layerstats_and_comparison_render_as_html_tables():
+    from sigprop import LayerStats, NetSpec, theory
+    from sigprop.compare import compare
+    t = theory.predict(NetSpec.uniform(depth=2, width=8, activation="relu"))
+    m = LayerStats({"q": [2.01, 1.98]}, {"q": [0.02, 0.03]}, source="simulation")
+    page = t._repr_html_()
+    assert page.startswith("<table>") and page.count("<tr>") == 3 and "<th>q</th>" in page
+    assert "2.01 ± 0.02" in m._repr_html_()
+    c = compare(t, m)
+    page = c._repr_html_()
+    assert page.count("<tr>") == 3 and "agrees" in page and "<th>flag</th>" in page
+
+
+def test_docstrings_use_the_numpydoc_section_name_examples():
+    import pathlib
+    import re
+
+    import sigprop
+    root = pathlib.Path(sigprop.__file__).parent
+    bad = [str(p.relative_to(root)) for p in root.rglob("*.py")
+           if re.search(r"^\s*Example\n\s*-------\n", p.read_text(), flags=re.M)]
+    assert bad == []

@@ -11,8 +11,8 @@ so drawing them in chunks of any size gives the same indices, and a run resumed
 from a checkpoint (parameters, BatchNorm statistics, generator state, step,
 diagnostics) continues bitwise identically to an uninterrupted one.
 
-Example
--------
+Examples
+--------
 >>> from sigprop.charmlp import TrainConfig, train, sample
 >>> cfg = TrainConfig(steps=200, width=32, diag_every=100, seed=1)
 >>> result = train(cfg, progress=False)
@@ -622,8 +622,8 @@ def logits(params: Params, contexts) -> np.ndarray:
 def sample(params: Params, n: int, seed: int = 0, max_length: int = 100) -> list:
     """Sample ``n`` words character by character from the model (seeded, reproducible).
 
-    Example
-    -------
+    Examples
+    --------
     >>> p = initial_params(TrainConfig(width=16), ".ab")
     >>> words = sample(p, 2, seed=0)
     >>> len(words), all(set(w) <= set("ab") for w in words)

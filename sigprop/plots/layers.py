@@ -42,8 +42,8 @@ def plot_layers(*stats, quantities=("act_var", "grad_var"), logy="auto", title=N
     -------
     matplotlib.figure.Figure
 
-    Example
-    -------
+    Examples
+    --------
     >>> from sigprop import LayerStats
     >>> t = LayerStats({"act_var": [1.0, 0.5, 0.25], "grad_var": [1.0, 1.0, 1.0]}, source="theory")
     >>> fig = plot_layers(t)

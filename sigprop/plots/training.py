@@ -1,8 +1,8 @@
 """Figures of a character-MLP training run: functions of :class:`~sigprop.charmlp.Diagnostics`
 (or of parameters) that return a matplotlib Figure.
 
-Example
--------
+Examples
+--------
 >>> from sigprop.charmlp import TrainConfig, train
 >>> from sigprop.plots.training import plot_loss
 >>> result = train(TrainConfig(steps=50, width=8, diag_every=25), words=["ab", "ba", "abba"], progress=False)

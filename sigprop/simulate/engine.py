@@ -261,8 +261,8 @@ def memory_estimate(spec: NetSpec, n_networks: int, n_inputs: int, dtype=np.floa
     """Bytes :func:`run` allocates at its peak for these arguments (what :class:`_Workspace`,
     the weights and the per-input statistics take), without allocating them.
 
-    Example
-    -------
+    Examples
+    --------
     >>> from sigprop import NetSpec
     >>> memory_estimate(NetSpec.uniform(depth=2, width=10 ** 9), 2, 2) > 10 ** 18
     True
@@ -287,8 +287,8 @@ def draw_network(spec: NetSpec, seed: int, index: int, n_inputs: int, c0: float 
     (n_l,) arrays), ``inputs`` (n_inputs, n_0) and ``output_grad`` (n_inputs, n_L): what an
     independent implementation needs to reproduce the engine's numbers (the tests' oracle).
 
-    Example
-    -------
+    Examples
+    --------
     >>> from sigprop import NetSpec
     >>> net = draw_network(NetSpec.uniform(depth=2, width=8, activation="relu"), seed=0, index=3, n_inputs=4)
     >>> [w.shape for w in net["weights"]], net["inputs"].shape
@@ -567,8 +567,8 @@ def run(spec, n_networks, n_inputs, seed, dtype=np.float64, c0=0.5, threshold=DE
         (see the module docstring for the estimators). Overflow and vanishing show as
         inf / nan / 0 values (see :meth:`LayerStats.flags`), never as an error.
 
-    Example
-    -------
+    Examples
+    --------
     >>> from sigprop import NetSpec
     >>> from sigprop.simulate import run
     >>> spec = NetSpec.uniform(depth=3, width=32, activation="relu", init="kaiming")

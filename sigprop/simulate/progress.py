@@ -9,8 +9,8 @@ class Progress:
     """``Progress(total, label).update(k)``: redraws at most 5 times a second, and only once
     the run has taken longer than ``delay`` seconds (short runs stay silent).
 
-    Example
-    -------
+    Examples
+    --------
     >>> bar = Progress(3, "demo", enabled=False)
     >>> bar.update(3); bar.close()
     """

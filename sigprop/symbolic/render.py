@@ -5,8 +5,8 @@ with fixed formats, formulas printed by ``sympy.latex``. :func:`render_all`
 returns ``{file name: text}``; :func:`write` puts them in a folder and
 :func:`stale` lists the files of a folder that differ from a fresh rendering.
 
-Example
--------
+Examples
+--------
 >>> from sigprop.symbolic.recursions import forward_variance
 >>> print(latex(forward_variance().expr))
 E[\\phi(h)^2] n_{\\mathrm{in}} \\mathrm{Var}(W) + \\mathrm{Var}(b)

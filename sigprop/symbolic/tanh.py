@@ -10,8 +10,8 @@
 * the variance fixed point of the q-map for a given gain and ``chi_1`` there
   (:func:`tanh_fixed_point`), which is what the 5/3 convention buys and costs.
 
-Example
--------
+Examples
+--------
 >>> from sigprop.symbolic.tanh import tanh_second_moment_series, tanh_second_moment_unit
 >>> tanh_second_moment_series(3).expr
 17*q**3/3 - 2*q**2 + q
@@ -42,8 +42,8 @@ def tanh_second_moment_series(order: int = 6) -> Derivation:
     the result is an asymptotic series: the coefficients grow factorially and, at any
     fixed ``q > 0``, adding terms eventually makes it worse.
 
-    Example
-    -------
+    Examples
+    --------
     >>> d = tanh_second_moment_series(2)
     >>> float(d.numeric(0.01))
     0.0098
@@ -96,8 +96,8 @@ def tanh_second_moment_unit() -> Derivation:
 
     ``value`` = 0.39429449039784117...; ``expr`` a sympy Float with 25 digits.
 
-    Example
-    -------
+    Examples
+    --------
     >>> tanh_second_moment_unit().expr
     0.3942944903978411744164598
     """
@@ -114,8 +114,8 @@ def tanh_second_moment_unit() -> Derivation:
 def tanh_gain() -> Derivation:
     """Variance-preserving gain of tanh, ``1/sqrt(E[tanh(z)^2]) = 1.5925374197...``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> round(tanh_gain().value, 10)
     1.5925374197
     """
@@ -180,8 +180,8 @@ def tanh_fixed_point(gain: float = 5 / 3, sigma_b: float = 0.0, threshold: float
     threshold : float
         Saturation threshold on ``|tanh(h)|``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> fp = tanh_fixed_point(5 / 3)
     >>> round(fp.q_star, 6), round(fp.chi1, 6)
     (1.17848, 1.209831)
@@ -217,8 +217,8 @@ def tanh_fixed_point(gain: float = 5 / 3, sigma_b: float = 0.0, threshold: float
 def tanh_decay_gain_one() -> Derivation:
     """With gain 1 and no bias, ``q_l ~ 1/(2 l)``: from ``q' = q - 2 q^2 + O(q^3)``; ``numeric(l, q0)``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> round(float(tanh_decay_gain_one().numeric(100, 1.0)), 6)
     0.004975
     """
@@ -239,8 +239,8 @@ def tanh_decay_gain_one() -> Derivation:
 def iterate_q_map(gain: float, depth: int, q0: float = 1.0, sigma_b: float = 0.0) -> np.ndarray:
     """``q_1 .. q_depth`` of the exact tanh q-map (quadrature), from ``q_0``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> np.round(iterate_q_map(1.0, 2), 6).tolist()
     [0.394294, 0.23645]
     """
