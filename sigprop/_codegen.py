@@ -2,6 +2,7 @@
 files (so ``cache=True`` works) into one cache folder and imported once per process."""
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import stat
@@ -57,6 +58,17 @@ def _write_module(name: str, source: str) -> Path:
             continue
     raise OSError(f"cannot write the generated kernel module ({'; '.join(errors)}): "
                   "set SIGPROP_CACHE_DIR to a writable folder")
+
+
+def load_generated(prefix: str, source: str, *depends_on):
+    """Import generated ``source`` as module ``<prefix>_<digest>``. The digest hashes the source,
+    the files it depends on (``depends_on``: paths whose numba functions it calls), ``_jit.py``
+    and the numba version, so a change in any of them makes a new module (numba's own cache
+    does not see changes in callees)."""
+    import numba
+    deps = "".join(Path(p).read_text() for p in depends_on + (Path(__file__).parent / "_jit.py",))
+    digest = hashlib.sha1((source + deps + numba.__version__).encode()).hexdigest()[:16]
+    return load_module(f"{prefix}_{digest}", source)
 
 
 def load_module(name: str, source: str):

@@ -28,7 +28,6 @@ import hashlib
 import importlib
 import itertools
 import json
-import math
 import os
 import sys
 import time
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Callable
 
 from ._io import atomic_write_text, dumps_json
+from .progress import Progress
 
 _FORMAT = "sigprop.sweep"
 
@@ -179,29 +179,6 @@ def _check_manifest(out: Path, grid: dict, function: str):
         atomic_write_text(path, json.dumps(manifest, indent=1, sort_keys=True))
 
 
-class _Progress:
-    def __init__(self, total: int, done: int, enabled: bool):
-        self.total, self.done, self.enabled, self.t0 = total, done, enabled, time.time()
-        self.computed = 0
-        self._show()
-
-    def step(self):
-        self.done += 1
-        self.computed += 1
-        self._show()
-
-    def _show(self):
-        if not self.enabled:
-            return
-        el = time.time() - self.t0
-        eta = el / self.computed * (self.total - self.done) if self.computed else float("nan")
-        eta_s = f"{eta:5.0f}s" if math.isfinite(eta) else "    ?"
-        sys.stderr.write(f"\rsweep {self.done}/{self.total} cells  elapsed {el:5.0f}s  eta {eta_s}")
-        if self.done == self.total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-
 def run_sweep(function, grid: dict, out, workers: int | None = None, scheduler: str | None = None,
               progress: bool = True) -> SweepResult:
     """Evaluate ``function(**cell)`` on every cell of ``grid``, saving each result as it finishes.
@@ -245,13 +222,13 @@ def run_sweep(function, grid: dict, out, workers: int | None = None, scheduler: 
             todo.append(i)
         else:
             results[i] = d["result"]
-    bar = _Progress(len(cells), len(cells) - len(todo), progress)
+    bar = Progress(len(cells), "sweep", enabled=progress, start=len(cells) - len(todo))
     t0 = time.time()
 
     def finish(i, plain):
         atomic_write_text(_cell_path(out, cells[i]), dumps_json({"params": cells[i], "result": plain}))
         results[i] = plain
-        bar.step()
+        bar.update()
 
     try:
         if not todo:
@@ -264,12 +241,14 @@ def run_sweep(function, grid: dict, out, workers: int | None = None, scheduler: 
         else:
             _run_pool(fname, cells, todo, workers or os.cpu_count() or 1, finish)
     except KeyboardInterrupt:
+        bar.close()
         if progress:
             sys.stderr.write(f"\nsweep interrupted: {sum(r is not None for r in results)}/{len(cells)} cells are "
                              f"saved in {out}; run again to finish\n")
         raise
+    bar.close()
     return SweepResult(grid=grid, function=fname, params=cells, results=[_from_plain(r) for r in results],
-                       n_computed=bar.computed, seconds=time.time() - t0, out=str(out))
+                       n_computed=bar.done - bar.start, seconds=time.time() - t0, out=str(out))
 
 
 def _run_pool(fname, cells, todo, workers, finish):

@@ -435,3 +435,93 @@ def test_docstrings_use_the_numpydoc_section_name_examples():
     bad = [str(p.relative_to(root)) for p in root.rglob("*.py")
            if re.search(r"^\s*Example\n\s*-------\n", p.read_text(), flags=re.M)]
     assert bad == []
+
+
+# --- 13. one of each ---------------------------------------------------------------------------------------
+class _Stream:
+    def __init__(self, tty):
+        import io
+        self.buf, self.tty = io.StringIO(), tty
+
+    def write(self, s):
+        self.buf.write(s)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return self.tty
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_one_progress_bar_without_carriage_returns_in_logs(tty):
+    from sigprop.progress import Progress
+    s = _Stream(tty)
+    bar = Progress(10, "work", delay=0, stream=s, log_every=0, start=2)
+    for k in range(8):
+        bar.update(1, note=f"loss {k}")
+    bar.close()
+    text = s.buf.getvalue()
+    assert ("\r" in text) == tty and text.endswith("\n")
+    assert text.rstrip("\n").splitlines()[-1].lstrip("\r").startswith("work: " + ("[" if tty else "10/10"))
+
+
+def test_engine_trainer_and_sweeps_share_the_progress_bar():
+    import importlib
+
+    import sigprop.sweep as sweep
+    from sigprop.progress import Progress
+    trainer = importlib.import_module("sigprop.charmlp.train")    # the module, not the function
+    engine = importlib.import_module("sigprop.simulate.engine")
+    assert engine.Progress is Progress and trainer.Progress is Progress and sweep.Progress is Progress
+    assert not hasattr(trainer, "_Progress") and not hasattr(sweep, "_Progress")
+
+
+def test_training_progress_in_a_log_has_no_carriage_return(tmp_path, words_file, capfd):
+    from sigprop.charmlp import TrainConfig, train
+    from sigprop import progress
+    orig = progress.Progress.__init__
+
+    def fast(self, *a, **k):
+        orig(self, *a, **dict(k, delay=0, log_every=0))
+    try:
+        progress.Progress.__init__ = fast
+        train(TrainConfig(steps=30, width=8, diag_every=10, data=str(words_file)), progress=True)
+    finally:
+        progress.Progress.__init__ = orig
+    err = capfd.readouterr().err
+    assert "train: 30/30" in err and "\r" not in err
+
+
+def test_activation_code_is_generated_in_one_place():
+    import inspect
+
+    import sigprop.simulate.engine as engine
+    from sigprop import get_activation
+    act = get_activation("tanh")
+    assert engine.scalar_source(act, "f").startswith(act.numba_source_fused("f", decorator="@numba.njit(**JIT)"))
+    assert "_FullPrecisionPrinter" not in inspect.getsource(engine)
+    import sigprop.charmlp.model as model
+    assert "hashlib" not in inspect.getsource(model) + inspect.getsource(engine)
+
+
+def test_philox_rounds_are_written_once_and_give_the_known_block():
+    from sigprop.simulate import kernels as K
+    # Random123's known-answer test for philox4x32-10: counter and key all 0
+    assert K.philox4x32(0, 0, 0, 0, 0, 0) == (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)
+    w = np.empty(2, dtype=np.uint64)
+    K.philox_words(w, 7, 9, 3, 5, 11)
+    o = K.philox4x32(11, 0, 5, 3, 7, 9)
+    assert int(w[0]) == o[0] | (o[1] << 32) and int(w[1]) == o[2] | (o[3] << 32)
+
+
+def test_training_saturation_threshold_is_configurable(words_file):
+    from sigprop.activations import DEFAULT_SATURATION_THRESHOLD
+    from sigprop.charmlp import TrainConfig, train
+    assert TrainConfig().threshold == DEFAULT_SATURATION_THRESHOLD
+    runs = {t: train(TrainConfig(steps=10, width=16, diag_every=5, threshold=t, data=str(words_file)),
+                     progress=False).diagnostics for t in (0.5, 0.99)}
+    assert runs[0.5].meta["threshold"] == 0.5 and runs[0.5].init_stats.meta["threshold"] == 0.5
+    assert np.all(runs[0.5].stats[0]["saturated"] > runs[0.99].stats[0]["saturated"])
+    with pytest.raises(ValueError, match="threshold must be in"):
+        TrainConfig(threshold=1.0)

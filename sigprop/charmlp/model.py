@@ -15,14 +15,13 @@ its compiled code.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from pathlib import Path
 
 import numpy as np
 
-from .._codegen import load_module
+from .._codegen import load_generated
 from .._io import atomic_write_bytes, read_checked
 from ..activations import Activation, get_activation
 from ..init import get_init, sample_weights
@@ -57,24 +56,14 @@ def kernel_source(activation) -> str:
 
 
 def load_kernels(activation):
-    """The compiled-kernel module for ``activation`` (written to :func:`cache_dir` on first use).
-
-    The file name hashes the source, :mod:`.vmath`, ``_jit.py`` and the numba version: a
-    change in any of them makes a new module (numba's cache does not see callee changes).
-    """
-    import numba
+    """The compiled-kernel module for ``activation`` (written to :func:`cache_dir` on first use;
+    :func:`sigprop._codegen.load_generated`: a change in :mod:`.vmath` makes a new module)."""
     act = get_activation(activation)
     memo = (act.name, act.key)
-    if memo in _BY_ACTIVATION:
-        return _BY_ACTIVATION[memo]
-    source = kernel_source(act)
-    here = Path(__file__).parent
-    deps = (here / "vmath.py").read_text() + (here.parent / "_jit.py").read_text()
-    digest = hashlib.sha1((source + deps + numba.__version__).encode()).hexdigest()[:16]
-    name = f"sigprop_charmlp_kernels_{digest}"
-    module = load_module(name, source)
-    _BY_ACTIVATION[memo] = module
-    return module
+    if memo not in _BY_ACTIVATION:
+        _BY_ACTIVATION[memo] = load_generated("sigprop_charmlp_kernels", kernel_source(act),
+                                              Path(__file__).parent / "vmath.py")
+    return _BY_ACTIVATION[memo]
 
 
 # ----------------------------------------------------------------------------------------------

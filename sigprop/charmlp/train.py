@@ -27,7 +27,6 @@ import hashlib
 import io
 import json
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -37,6 +36,7 @@ import numpy as np
 from .._io import atomic_write_bytes, atomic_write_text, dumps_json, read_checked
 from ..activations import DEFAULT_SATURATION_THRESHOLD
 from ..memory import check_fits
+from ..progress import Progress
 from ..spec import LayerStats, NetSpec
 from .data import build_dataset, build_vocab, load_words, split_words
 from .diagnostics import Diagnostics, hist_edges, measure
@@ -397,35 +397,6 @@ def _check_checkpoint(ck) -> None:
 # ----------------------------------------------------------------------------------------------
 # Training
 # ----------------------------------------------------------------------------------------------
-class _Progress:
-    """A one-line progress bar on stderr: step, mean recent loss, steps/s, time left."""
-
-    def __init__(self, total, start, enabled):
-        self.total, self.start_step, self.enabled = total, start, enabled
-        self.t0 = time.perf_counter()
-        self.last = self.t0
-        self.tty = enabled and sys.stderr.isatty()
-
-    def update(self, step, recent_loss, force=False):
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if not force and now - self.last < (0.25 if self.tty else 10.0):
-            return
-        self.last = now
-        rate = (step - self.start_step) / max(now - self.t0, 1e-9)
-        left = (self.total - step) / rate if rate > 0 else float("inf")
-        frac = step / self.total if self.total else 1.0
-        bar = "#" * int(24 * frac) + "." * (24 - int(24 * frac))
-        line = (f"train [{bar}] {step}/{self.total} loss {recent_loss:.4f} "
-                f"{rate:,.0f} steps/s, {left:.0f} s left")
-        print(("\r" + line) if self.tty else line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
-
-    def close(self):
-        if self.tty:
-            print(file=sys.stderr, flush=True)
-
-
 def train(config: TrainConfig = TrainConfig(), words=None, out=None, progress=True, resume_from=None,
           until=None) -> TrainResult:
     """Train the character MLP.
@@ -489,7 +460,7 @@ def train(config: TrainConfig = TrainConfig(), words=None, out=None, progress=Tr
     grad = np.zeros_like(theta)
     wk = _Workspace(model, config.batch_size)
     B = config.batch_size
-    bar = _Progress(config.steps, step, progress)
+    bar = Progress(config.steps, "train", enabled=progress, start=step)
     t0 = time.perf_counter()
     start_step = step
 
@@ -524,9 +495,8 @@ def train(config: TrainConfig = TrainConfig(), words=None, out=None, progress=Tr
             diag.losses = losses[:step].copy()
             save_checkpoint(out / "checkpoint.npz", config, data.digest, step, batch_rng.bit_generator.state,
                             params, diag)
-        bar.update(step, float(np.mean(losses[max(step - 1000, 0):step])))
+        bar.moveto(step, note=f"loss {np.mean(losses[max(step - 1000, 0):step]):.4f}")
     seconds = time.perf_counter() - t0
-    bar.update(step, float(np.mean(losses[max(step - 1000, 0):step])) if step else float("nan"), force=True)
     bar.close()
     diag.losses = losses[:step].copy()
     result = TrainResult(config, params, diag, data, seconds=seconds,

@@ -53,7 +53,6 @@ activation compiles for ~10-20 s, later runs load in well under a second.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from pathlib import Path
@@ -61,12 +60,12 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from .._codegen import cache_dir, load_module
+from .._codegen import cache_dir, load_generated
 from ..activations import DEFAULT_SATURATION_THRESHOLD
 from ..memory import check_fits
 from ..spec import LayerStats, NetSpec
 from . import kernels as K
-from .progress import Progress
+from ..progress import Progress
 
 __all__ = ["run", "draw_network", "memory_estimate", "SIM_QUANTITIES", "cache_dir", "load_kernels"]
 
@@ -93,24 +92,10 @@ if "NUMBA_THREADING_LAYER" not in os.environ and numba.config.THREADING_LAYER ==
 # --- kernels per activation set -------------------------------------------------------------------
 
 
-def _phi_dphi_exprs(act):
-    """``(phi, phi')`` of an activation as sympy expressions, parameters substituted as floats."""
-    import sympy as sp
-    subs = {s: sp.Float(v, 17) for s, v in zip(act.param_symbols, act.param_values)}
-    return act.expr_symbolic.subs(subs), act.derivative_symbolic.subs(subs)
-
-
 def scalar_source(act, name: str) -> str:
-    """Python source of ``name(x) -> (phi(x), phi'(x))``, printed by sympy with common
-    subexpressions shared (``tanh(x)`` is evaluated once), for numba to compile."""
-    import sympy as sp
-    from ..activations import _FullPrecisionPrinter
-    printer = _FullPrecisionPrinter({"fully_qualified_modules": True})
-    repl, (phi, dphi) = sp.cse(list(_phi_dphi_exprs(act)), symbols=sp.numbered_symbols("t_"))
-    lines = [f"# {act.name}: phi(x) = {sp.sstr(act.expr)}", "@numba.njit(**JIT)", f"def {name}(x):"]
-    lines += [f"    {sym} = {printer.doprint(e)}" for sym, e in repl]
-    lines.append(f"    return {printer.doprint(phi)}, {printer.doprint(dphi)}")
-    return "\n".join(lines) + "\n\n"
+    """Python source of ``name(x) -> (phi(x), phi'(x))`` for numba: the activation's own
+    fused source (:meth:`~sigprop.activations.Activation.numba_source_fused`), jitted."""
+    return act.numba_source_fused(name, decorator="@numba.njit(**JIT)") + "\n\n"
 
 
 def vector_function(act):
@@ -134,7 +119,7 @@ def _piecewise_polynomial(act) -> bool:
     """True if phi and phi' use no function but Piecewise / Max / Min / Abs (cheap in numba)."""
     import sympy as sp
     cheap = (sp.Piecewise, sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign)
-    return all(isinstance(f, cheap) for e in _phi_dphi_exprs(act) for f in e.atoms(sp.Function))
+    return all(isinstance(f, cheap) for e in act.numeric_exprs() for f in e.atoms(sp.Function))
 
 
 def kernel_source(activations) -> str:
@@ -156,17 +141,9 @@ def kernel_source(activations) -> str:
 
 
 def load_kernels(activations):
-    """Import (writing it first if needed) the compiled-kernel module for ``activations``.
-
-    The file name hashes the module source, ``kernels.py`` and the numba version, so a
-    change anywhere regenerates it (numba's own cache does not see changes in callees).
-    """
-    import numba
-    source = kernel_source(activations)
-    deps = (Path(__file__).parent / "kernels.py").read_text() + (Path(__file__).parent.parent / "_jit.py").read_text()
-    digest = hashlib.sha1((source + deps + numba.__version__).encode()).hexdigest()[:16]
-    name = f"sigprop_kernels_{digest}"
-    return load_module(name, source)
+    """Import (writing it first if needed) the compiled-kernel module for ``activations``
+    (:func:`sigprop._codegen.load_generated`: a change in ``kernels.py`` makes a new module)."""
+    return load_generated("sigprop_kernels", kernel_source(activations), Path(__file__).parent / "kernels.py")
 
 
 # --- validation ---------------------------------------------------------------------------------

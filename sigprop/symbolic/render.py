@@ -166,7 +166,7 @@ def _tanh_doc() -> str:
     decay = T.tanh_decay_gain_one()
     drows = [(l_, _num(q1[l_ - 1], 5), _num(decay.numeric(l_, 1.0), 5), _num(q53[l_ - 1], 6)) for l_ in depths]
     frows = [(label, _num(fp.q_star, 6), _num(fp.chi1, 6), _num(fp.act_std, 4), f"{100 * fp.saturated:.2f}%",
-              _num(fp.c_star, 3)) for label, fp in fps]
+              f"{fp.c_star:.3f}") for label, fp in fps]
     parts = [HEADER, "# tanh: second moment, gain, and what 5/3 does\n",
              "## The small-$q$ series\n", steps_markdown(series),
              "Absolute error of the series truncated after $q^K$, against adaptive quadrature:\n",
@@ -200,7 +200,7 @@ def _tanh_doc() -> str:
              f"{_num(np.sqrt(fp53.chi1), 4)} in norm per layer (a factor "
              f"{_num(fp53.chi1 ** 10, 4)} in gradient variance over 10 layers), and the correlation "
              f"of two different inputs does not stay put: $c = 1$ is unstable and every pair decorrelates "
-             f"towards $c^* = {_num(fp53.c_star, 3)}$, at a rate $\\ln \\chi_1 = {_num(np.log(fp53.chi1), 4)}$ "
+             f"towards $c^* = {fp53.c_star:.3f}$, at a rate $\\ln \\chi_1 = {_num(np.log(fp53.chi1), 4)}$ "
              f"per layer near $c = 1$ (depth scale $1/\\ln\\chi_1 \\approx {_num(1 / np.log(fp53.chi1), 3)}$ "
              f"layers). In a 5-layer network the cost is small ({_num(fp53.chi1 ** 5, 4)} in gradient variance); "
              f"in a 50-layer one it is {_num(fp53.chi1 ** 50, 3)}. "
