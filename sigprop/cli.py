@@ -1,8 +1,15 @@
 """The ``sigprop`` command.
 
-Each subcommand lives in ``sigprop/commands/<name>.py`` and defines ``HELP``,
-``add_arguments(parser)`` and ``run(args) -> int``; modules are imported only
-when their command runs, so ``sigprop --help`` starts fast.
+Each subcommand lives in ``sigprop/commands/<name>.py`` and defines
+``add_arguments(parser)`` and ``run(args) -> int``; its one-line help is in
+``_HELP`` below. Modules are imported only when their command runs, so
+``sigprop --help`` starts fast. Shared arguments (one vocabulary: ``--depth``,
+``--width``, ``--dtype``, ``--seed``, ``--out DIR``, ``--save FILE``) come from
+:mod:`sigprop.commands._common`. ``run`` raises ValueError for bad input (one line,
+exit 2 here); a command that writes a folder calls
+:func:`sigprop.runfolder.prepare` before its work, one that needs much memory
+:func:`sigprop.memory.check_fits`, one that takes long shows
+:class:`sigprop.progress.Progress`.
 """
 from __future__ import annotations
 

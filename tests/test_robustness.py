@@ -525,3 +525,45 @@ def test_training_saturation_threshold_is_configurable(words_file):
     assert np.all(runs[0.5].stats[0]["saturated"] > runs[0.99].stats[0]["saturated"])
     with pytest.raises(ValueError, match="threshold must be in"):
         TrainConfig(threshold=1.0)
+
+
+# --- 15. one CLI vocabulary --------------------------------------------------------------------------------
+@pytest.mark.parametrize("argv,flags", [
+    (["theory"], ["--depth", "--width", "--save"]),
+    (["simulate"], ["--depth", "--width", "--dtype", "--seed", "--save"]),
+    (["compare"], ["--depth", "--width", "--dtype", "--seed", "--out DIR", "--overwrite"]),
+    (["train"], ["--depth", "--width", "--dtype", "--seed", "--out DIR", "--overwrite"]),
+    (["sample"], ["--seed"]),
+    (["study", "std-sweep"], ["--depth", "--width", "--seed", "--out DIR", "--overwrite"]),
+    (["study", "variance-depth"], ["--depth", "--width", "--seed", "--out DIR"]),
+    (["report"], ["--seed", "--out DIR", "--overwrite"]),
+])
+def test_every_command_speaks_one_vocabulary(argv, flags, capsys):
+    assert main(argv + ["--help"]) == 0
+    text = capsys.readouterr().out
+    for f in flags:
+        assert f in text, (argv, f)
+    for old in ("--float32", "--float64", "--layers"):      # old spellings work but are not advertised
+        assert old not in text
+    assert "(default 0)" in text or "--seed" not in text       # one seed default
+
+
+def test_old_spellings_stay_as_hidden_aliases(tmp_path, words_file):
+    from sigprop import LayerStats
+    from sigprop.charmlp import TrainConfig
+    assert main(["simulate", "--depth", "2", "--width", "8", "--networks", "2", "--inputs", "2", "--float32",
+                 "--out", str(tmp_path / "s.json"), "--no-progress"]) == 0
+    assert LayerStats.load(tmp_path / "s.json").meta["dtype"] == "float32"
+    assert main(["train", "--layers", "2", "--width", "8", "--steps", "5", "--float64", "--data", str(words_file),
+                 "--out", str(tmp_path / "t"), "--no-progress", "--no-figures", "--samples", "0"]) == 0
+    cfg = TrainConfig.load(tmp_path / "t" / "config.json")
+    assert cfg.layers == 2 and cfg.dtype == "float64"
+
+
+def test_no_dead_help_constants():
+    import importlib
+    import pkgutil
+
+    import sigprop.commands
+    for m in pkgutil.iter_modules(sigprop.commands.__path__):
+        assert not hasattr(importlib.import_module(f"sigprop.commands.{m.name}"), "HELP"), m.name

@@ -23,7 +23,8 @@ def _widths(text):
 def add_arguments(p: argparse.ArgumentParser):
     from ..activations import DEFAULT_SATURATION_THRESHOLD
     g = p.add_argument_group("model")
-    g.add_argument("--layers", type=positive_int, default=1, help="hidden layers (default 1)")
+    g.add_argument("--depth", dest="layers", type=positive_int, default=1, help="hidden layers (default 1)")
+    g.add_argument("--layers", dest="layers", type=positive_int, help=argparse.SUPPRESS)   # the old spelling
     g.add_argument("--width", type=_widths, default=200, help="hidden width, or one per layer as 200,100 (default 200)")
     g.add_argument("--n-embd", type=positive_int, default=10, help="embedding size (default 10)")
     g.add_argument("--block-size", type=positive_int, default=3, help="context length (default 3)")
@@ -90,7 +91,8 @@ def _conflicts(args, config) -> list:
         return []
     wanted = config_from_args(args).to_dict()
     have = config.to_dict()
-    return [f"--{k.replace('_', '-')} ({CONFIG_FLAGS[k]} {wanted[CONFIG_FLAGS[k]]} vs {have[CONFIG_FLAGS[k]]})"
+    flag = {"layers": "depth", "no_output_fix": "no-output-fix"}
+    return [f"--{flag.get(k, k).replace('_', '-')} ({CONFIG_FLAGS[k]} {wanted[CONFIG_FLAGS[k]]} vs {have[CONFIG_FLAGS[k]]})"
             for k in sorted(given) if wanted[CONFIG_FLAGS[k]] != have[CONFIG_FLAGS[k]]]
 
 

@@ -1,6 +1,7 @@
 """std-sweep (arXiv 2510.09423): a logarithmic sweep of the initial weight std of compact ReLU MLPs."""
 from __future__ import annotations
 
+import argparse
 import math
 
 import numpy as np
@@ -19,7 +20,9 @@ SOURCE = ("Han 2025, arXiv 2510.09423: a log sweep of the initial std of compact
 def add_arguments(p):
     p.add_argument("--steps", type=positive_int, default=None, help="training steps per std (default 20000; quick 3000)")
     p.add_argument("--width", type=positive_int, default=64, help="hidden width of the ReLU MLP (default 64)")
-    p.add_argument("--layers", type=positive_int, default=3, help="hidden layers of the ReLU MLP (default 3)")
+    p.add_argument("--depth", dest="layers", type=positive_int, default=3,
+                   help="hidden layers of the ReLU MLP (default 3)")
+    p.add_argument("--layers", dest="layers", type=positive_int, help=argparse.SUPPRESS)   # the old spelling
     p.add_argument("--workers", type=positive_int, default=1, help="processes for the training sweep (default 1)")
     p.add_argument("--scheduler", default=None, help="dask.distributed scheduler address for the training sweep")
 
