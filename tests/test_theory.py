@@ -346,3 +346,24 @@ def test_tanh_second_moment_at_q1_matches_mpmath_value():
     from sigprop.symbolic.tanh import tanh_second_moment_unit
     ref = tanh_second_moment_unit().value
     assert float(theory._calculus("tanh").m2(1.0)) == pytest.approx(ref, rel=2e-15)
+
+
+def test_theory_is_a_package_with_the_same_public_names():
+    # issue 14 item 14: five concerns in five modules, the public API unchanged
+    import importlib
+    import inspect
+
+    import sigprop.theory as T
+    for module in ("quadrature", "moments", "maps", "network", "phase"):
+        importlib.import_module(f"sigprop.theory.{module}")
+    names = ["predict", "phase_diagram", "PhaseDiagram", "q_map", "c_map", "fixed_point_q", "fixed_point_c", "chi1",
+             "edge_of_chaos", "depth_scales", "gaussian_expectation", "bivariate_expectation", "N_GL", "Z_MAX",
+             "moments_of", "ActivationMoments", "_calculus"]
+    namespace = {}
+    exec(f"from sigprop.theory import {', '.join(names)}", namespace)
+    assert all(namespace[n] is getattr(T, n) for n in names)
+    assert set(T.__all__) <= set(dir(T))
+    # one bisection: no other halving loop in the package
+    halving = [m for m in ("maps", "phase", "network", "moments", "quadrature")
+               if "mid = 0.5 *" in inspect.getsource(importlib.import_module(f"sigprop.theory.{m}"))]
+    assert halving == ["maps"] and inspect.getsource(T.maps.bisect).count("mid = 0.5 *") == 1
