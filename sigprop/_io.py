@@ -1,6 +1,7 @@
 """Atomic file writes: a result is either fully on disk or not at all."""
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -40,6 +41,26 @@ def atomic_write_bytes(path, data: bytes) -> Path:
             pass
         raise
     return path
+
+
+def atomic_write_npz(path, **arrays) -> Path:
+    """``numpy.savez`` of ``arrays`` to ``path``, atomically (no pickles: load with
+    ``allow_pickle=False``)."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def from_fields(cls, d: dict):
+    """``cls(**d)`` for a dataclass, with a one-line ValueError naming a key it has no field for
+    (a foreign or newer file)."""
+    from dataclasses import fields
+    if not isinstance(d, dict):
+        raise ValueError(f"a {cls.__name__} is a JSON object, got {type(d).__name__}")
+    unknown = sorted(set(d) - {f.name for f in fields(cls)})
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no field {unknown[0]!r}")
+    return cls(**d)
 
 
 def finite_or_none(obj):

@@ -16,7 +16,6 @@ arrays of length ``L``; index 0 is layer 1.
 """
 from __future__ import annotations
 
-import io
 import json
 import math
 from dataclasses import dataclass, field, fields
@@ -25,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import (atomic_write_bytes, atomic_write_text, dumps_json, finite_or_none, nonfinite_marks, read_checked,
-                  with_nonfinite)
+from ._io import (atomic_write_npz, atomic_write_text, dumps_json, finite_or_none, from_fields, nonfinite_marks,
+                  read_checked, with_nonfinite)
 
 #: Quantities a LayerStats may carry, with their meaning. Other names are allowed
 #: (training diagnostics add their own), these are the shared ones.
@@ -216,11 +215,7 @@ class NetSpec:
             from .activations import register_activation
             for name, expr in custom.items():
                 register_activation(name, expr)
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"NetSpec has no field {sorted(unknown)[0]!r}")
-        return cls(**d)
+        return from_fields(cls, d)
 
     def to_json(self) -> str:
         return dumps_json(self.to_dict())
@@ -397,9 +392,7 @@ class LayerStats:
             arrays.update({f"se/{k}": v for k, v in self.se.items()})
             header["values"] = list(self.values)
             header["se"] = list(self.se)
-            buf = io.BytesIO()
-            np.savez(buf, __header__=np.array(dumps_json(header)), **arrays)
-            return atomic_write_bytes(path, buf.getvalue())
+            return atomic_write_npz(path, __header__=np.array(dumps_json(header)), **arrays)
         raise ValueError(f"LayerStats saves to .json or .npz, got {path.name!r}")
 
     @classmethod

@@ -27,14 +27,13 @@ histograms of ``x`` on fixed bins, the gradient and update statistics of every
 """
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .._io import (atomic_write_bytes, atomic_write_text, dumps_json, finite_or_none, nonfinite_marks, read_checked,
+from .._io import (atomic_write_npz, atomic_write_text, dumps_json, finite_or_none, nonfinite_marks, read_checked,
                   with_nonfinite)
 from ..activations import DEFAULT_SATURATION_THRESHOLD
 from ..spec import LayerStats
@@ -286,9 +285,7 @@ class Diagnostics:
         if path.suffix == ".json":
             return atomic_write_text(path, dumps_json(self.to_dict()))
         if path.suffix == ".npz":
-            buf = io.BytesIO()
-            np.savez(buf, **self.to_npz_dict())
-            return atomic_write_bytes(path, buf.getvalue())
+            return atomic_write_npz(path, **self.to_npz_dict())
         raise ValueError(f"Diagnostics saves to .json or .npz, got {path.name!r}")
 
     @classmethod

@@ -15,14 +15,13 @@ its compiled code.
 """
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 
 from .._codegen import load_generated
-from .._io import atomic_write_bytes, read_checked
+from .._io import atomic_write_npz, read_checked
 from ..activations import Activation, get_activation
 from ..init import get_init, sample_weights
 
@@ -324,9 +323,7 @@ class Params:
 
     def save(self, path) -> Path:
         """Write to ``.npz`` atomically (exact)."""
-        buf = io.BytesIO()
-        np.savez(buf, format=np.array("sigprop.charmlp.Params"), **self.to_npz_dict())
-        return atomic_write_bytes(path, buf.getvalue())
+        return atomic_write_npz(path, format=np.array("sigprop.charmlp.Params"), **self.to_npz_dict())
 
     @classmethod
     def load(cls, path) -> "Params":

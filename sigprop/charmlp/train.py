@@ -24,16 +24,15 @@ Examples
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write_bytes, atomic_write_text, dumps_json, read_checked
+from .._io import atomic_write_npz, atomic_write_text, dumps_json, from_fields, read_checked
 from ..activations import DEFAULT_SATURATION_THRESHOLD
 from ..memory import check_fits
 from ..progress import Progress
@@ -194,11 +193,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"TrainConfig has no field {sorted(unknown)[0]!r}")
-        return cls(**d)
+        return from_fields(cls, d)
 
     def to_json(self) -> str:
         return dumps_json(self.to_dict(), indent=1)
@@ -356,9 +351,7 @@ def save_checkpoint(path, config, data_digest, step, rng_state, params: Params, 
     arrays = {"header": np.array(dumps_json(header))}
     arrays.update(params.to_npz_dict("params/"))
     arrays.update(diagnostics.to_npz_dict("diag/"))
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return atomic_write_bytes(path, buf.getvalue())
+    return atomic_write_npz(path, **arrays)
 
 
 def load_checkpoint(path) -> dict:

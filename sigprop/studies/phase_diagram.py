@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._io import atomic_write_npz
 from ..commands._common import int_at_least, positive_int
 from ..runfolder import prepare
 from ._base import StudyResult, Table, Timer, option, save_figure
@@ -62,8 +63,8 @@ def run(out, quick=False, seed=0, activation="tanh", grid=None, depth=None, widt
                              float(c_th), float(c_ms), float(c_se), float(z)])
         fig = plot_phase_diagram(pd, edge_sigma_w=edge, points=points)
         figs = [save_figure(fig, out, "phase_diagram")]
-        np.savez(out / "phase_diagram.npz", **{k: np.asarray(v) for k, v in pd.__dict__.items()
-                                               if isinstance(v, np.ndarray)})
+        atomic_write_npz(out / "phase_diagram.npz", **{k: np.asarray(v) for k, v in pd.__dict__.items()
+                                                       if isinstance(v, np.ndarray)})
     table = Table(["sigma_w", "sigma_b", "phase", "chi1 theory", "chi1 measured", "se",
                    f"c_{depth} theory", f"c_{depth} measured", "se", "z"], rows,
                   caption=f"Monte Carlo points: {networks} networks of width {width}, depth {depth}, c0 = 0.5; "
