@@ -367,3 +367,43 @@ def test_theory_is_a_package_with_the_same_public_names():
     halving = [m for m in ("maps", "phase", "network", "moments", "quadrature")
                if "mid = 0.5 *" in inspect.getsource(importlib.import_module(f"sigprop.theory.{m}"))]
     assert halving == ["maps"] and inspect.getsource(T.maps.bisect).count("mid = 0.5 *") == 1
+
+
+def _count_calls(monkeypatch, cls, name):
+    calls = []
+    original = getattr(cls, name)
+
+    def counted(self, *args, **kwargs):
+        if self.closed_kernels is None:               # quadrature, not a derived closed form
+            calls.append(1)
+        return original(self, *args, **kwargs)
+    monkeypatch.setattr(cls, name, counted)
+    return calls
+
+
+def test_deep_exploding_nets_stop_integrating_once_in_the_scaling_regime_or_overflowed(monkeypatch):
+    # issue 14 item 9: gelu at sigma_w = 3, depth 1000 overflows at layer 469; the bivariate
+    # quadrature ran at every finite layer (32-45 s), now only until gelu is ReLU to rounding
+    from sigprop.theory.moments import ActivationMoments
+    kernels = _count_calls(monkeypatch, ActivationMoments, "kernel")
+    m2 = _count_calls(monkeypatch, ActivationMoments, "m2")
+    spec = NetSpec(input_dim=100, widths=[100] * 1000, activation="gelu", sigma_w=3.0, sigma_b=0.0)
+    s = theory.predict(spec)
+    first_inf = int(np.argmax(~np.isfinite(s.q)))
+    assert 400 < first_inf < 1000 and np.all(np.isinf(s.q[first_inf:]))
+    assert len(kernels) < 80                          # not one per finite layer (469)
+    assert len(m2) < first_inf + 5                    # overflowed layers reuse their limits
+
+
+def test_scaling_regime_kernel_agrees_with_quadrature(monkeypatch):
+    from sigprop.theory.moments import ActivationMoments
+    spec = NetSpec(input_dim=100, widths=[100] * 110, activation="gelu", sigma_w=3.0, sigma_b=0.0)
+    fast = theory.predict(spec)
+    monkeypatch.setattr(ActivationMoments, "kernel_at_scale", lambda *args: None)
+    full = theory.predict(spec)
+    for k in full.values:
+        assert np.array_equal(np.isfinite(fast[k]), np.isfinite(full[k])), k
+        ok = np.isfinite(full[k])
+        assert np.allclose(fast[k][ok], full[k][ok], rtol=1e-14, atol=0), k
+    # the distance from c = 1, the quantity the correlation map moves, to 1e-11
+    assert np.allclose(1 - fast.corr, 1 - full.corr, rtol=1e-11, atol=0)

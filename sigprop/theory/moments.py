@@ -4,6 +4,7 @@ quadrature (:mod:`.quadrature`) of the same integral otherwise."""
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 import sympy as sp
@@ -39,6 +40,40 @@ class ActivationMoments:
         with np.errstate(all="ignore"):
             return all(np.allclose(self.phi(lam * h), lam * self.phi(h), rtol=1e-12, atol=1e-14)
                        for lam in (0.37, 2.9))
+
+    @functools.cached_property
+    def scaling_limit(self):
+        """``(a_plus, moments of leaky_relu(a_minus / a_plus))`` when ``phi(h) / h -> a_+ > 0`` as
+        ``h -> +inf`` and ``-> a_-`` as ``h -> -inf`` (gelu, swish, softplus: ReLU), else None:
+        at large ``q`` the activation acts as ``a_+ leaky_relu(a_-/a_+)``, whose kernels sympy
+        derived in closed form (see :meth:`kernel_at_scale`)."""
+        if self.closed_kernels is not None:
+            return None
+        try:
+            phi = self.act.numeric_exprs()[0]
+            a_plus, a_minus = sp.limit(phi / _x, _x, sp.oo), sp.limit(phi / _x, _x, -sp.oo)
+            if not (a_plus.is_finite and a_minus.is_finite and a_plus.is_positive):
+                return None
+            a_plus, a_minus = float(a_plus), float(a_minus)
+        except (TypeError, ValueError, NotImplementedError, AttributeError):
+            return None
+        return a_plus, moments_of(f"leaky_relu(a={a_minus / a_plus!r})")
+
+    def kernel_at_scale(self, q, c, m2, d2):
+        """``E[phi(u1) phi(u2)]`` at variance ``q`` (scalar) from the closed form of the scaling
+        limit, when ``phi`` is indistinguishable from it at this ``q``: its ``E[phi^2]`` (``m2``)
+        and ``E[phi'^2]`` (``d2``) equal the limit's to rounding (2 ulps). The differences decay
+        as ``1/q`` (``m2``, and the kernel) and ``1/sqrt(q)`` (``d2``), so this holds from about
+        ``q = 1e33`` on for gelu. Otherwise None (use :meth:`kernel`)."""
+        limit = self.scaling_limit
+        if limit is None or not math.isfinite(q):
+            return None
+        a_plus, lim = limit
+        s2 = a_plus * a_plus
+        lim_m2, lim_d2 = s2 * float(lim.m2(q)), s2 * float(lim.dphi2(q))
+        if abs(m2 - lim_m2) > 4e-16 * abs(m2) or abs(d2 - lim_d2) > 4e-16 * abs(d2):
+            return None
+        return s2 * float(lim.kernel(q, q, c))
 
     # --- one-variable expectations, u ~ N(0, q) ---------------------------------------------
     def expect(self, f, q):

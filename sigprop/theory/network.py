@@ -70,6 +70,7 @@ def predict(spec, c0: float = 0.5, threshold: float = DEFAULT_SATURATION_THRESHO
     dphi2 = np.empty(L)
     m2_prev, cross_prev = spec.input_var, c0 * spec.input_var
     previous = None                               # (moments, q, c) -> results, reused at a fixed point
+    overflowed = None                             # (moments, inf) -> results, reused once q overflowed
     with np.errstate(all="ignore"):
         for l, act in enumerate(spec.activations()):
             moments = moments_of(act)
@@ -84,13 +85,19 @@ def predict(spec, c0: float = 0.5, threshold: float = DEFAULT_SATURATION_THRESHO
             if previous is not None and previous[0] is moments and _same(previous[1], q) and _same(previous[2], c, 1e-15):
                 mean, m2, d2, cross = previous[3]
             elif not np.isfinite(q):              # overflowed: the limits the integrands give at h = +-inf
-                mean, m2, d2 = (float(moments.mean(q)), float(moments.m2(q)), float(moments.dphi2(q)))
-                if q == math.inf and act.bounds is None:
-                    m2 = math.inf
+                if overflowed is not None and overflowed[0] is moments and overflowed[1] == q:
+                    mean, m2, d2 = overflowed[2]  # the same limits again: nothing left to integrate
+                else:
+                    mean, m2, d2 = (float(moments.mean(q)), float(moments.m2(q)), float(moments.dphi2(q)))
+                    if q == math.inf and act.bounds is None:
+                        m2 = math.inf
+                    overflowed = (moments, q, (mean, m2, d2))
                 cross = math.nan
             else:
                 mean, m2, d2 = (float(moments.mean(q)), float(moments.m2(q)), float(moments.dphi2(q)))
-                cross = float(moments.kernel(q, q, c)) if np.isfinite(c) and np.isfinite(q) else math.nan
+                cross = moments.kernel_at_scale(q, c, m2, d2) if np.isfinite(c) else math.nan
+                if cross is None:    # not (yet) in the scaling regime of an exploding net: quadrature
+                    cross = float(moments.kernel(q, q, c))
                 previous = (moments, q, c, (mean, m2, d2, cross))
             s = np.sqrt(np.float64(q))                   # numpy division: q = 0 gives inf, not an error
             out["q"][l], out["corr"][l] = q, c
