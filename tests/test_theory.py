@@ -407,3 +407,20 @@ def test_scaling_regime_kernel_agrees_with_quadrature(monkeypatch):
         assert np.allclose(fast[k][ok], full[k][ok], rtol=1e-14, atol=0), k
     # the distance from c = 1, the quantity the correlation map moves, to 1e-11
     assert np.allclose(1 - fast.corr, 1 - full.corr, rtol=1e-11, atol=0)
+
+
+def test_phase_diagram_tables_are_as_exact_as_predict():
+    # issue 14 item 9: with cubic tables c after 100 layers was off by up to 1.1e-6 (0.7% relative
+    # on the chaotic sigma_b = 0 row); degree-7 interpolation brings the tables to predict's digits
+    sw, sb, depth = np.array([0.9, 1.2, 1.5, 2.0, 3.0, 4.0]), np.array([0.0, 0.05, 0.3, 1.0]), 100
+    pd = theory.phase_diagram("tanh", sw, sb, depth=depth, c0=0.5, q0=1.0)
+    for j, b in enumerate(sb):
+        for i, w in enumerate(sw):
+            p = theory.predict(NetSpec(input_dim=4, widths=[4] * depth, activation="tanh", sigma_w=w, sigma_b=b), c0=0.5)
+            assert pd.q_depth[j, i] == pytest.approx(p.q[-1], rel=1e-12, abs=0), (w, b)
+            assert abs(pd.c_depth[j, i] - p.corr[-1]) < 1e-11, (w, b)
+            if p.corr[-1] < 1:        # the chaotic row keeps its relative digits too
+                assert (1 - pd.c_depth[j, i]) == pytest.approx(1 - p.corr[-1], rel=1e-11), (w, b)
+    SW, SB = np.meshgrid(sw, sb)
+    assert np.allclose(pd.c_star, theory.fixed_point_c("tanh", SW, SB), rtol=0, atol=1e-11)
+    assert np.allclose(pd.xi_c, theory.depth_scales("tanh", SW, SB)[1], rtol=1e-10, atol=0)
