@@ -9,9 +9,9 @@ plots) are imported on use so that ``import sigprop`` stays fast.
 2.0
 """
 from .activations import Activation, get_activation, register_activation
-from .init import InitScheme, get_init
+from .init import InitScheme, calculate_gain, get_init, variance_preserving_gain
 from .spec import LayerStats, NetSpec
 
 __version__ = "0.1.0"
-__all__ = ["Activation", "InitScheme", "LayerStats", "NetSpec", "get_activation", "get_init",
-           "register_activation", "__version__"]
+__all__ = ["Activation", "InitScheme", "LayerStats", "NetSpec", "calculate_gain", "get_activation", "get_init",
+           "register_activation", "variance_preserving_gain", "__version__"]

@@ -21,8 +21,8 @@ Cases without a usable standard error are flagged, not hidden:
 ``nonfinite``   theory or measurement is inf/nan (exploding or vanishing regime): not counted
 ==============  =======================================================================
 
-Example
--------
+Examples
+--------
 >>> from sigprop import LayerStats
 >>> t = LayerStats({"q": [1.0, 1.0]}, source="theory")
 >>> m = LayerStats({"q": [1.02, 1.5]}, se={"q": [0.01, 0.01]}, source="simulation")
@@ -34,13 +34,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._io import atomic_write_text
+from ._io import atomic_write_text, dumps_json
 
 FLAGS = ("ok", "breaks", "exact", "se=0", "no-se", "nonfinite")
 COUNTED = ("ok", "breaks", "exact", "se=0")
@@ -119,11 +118,21 @@ class Comparison:
         return {"sources": list(self.sources), "meta": self.meta, "summary": self.summary(), "rows": self.rows}
 
     def to_json(self, path=None) -> str:
-        """JSON text (inf/nan as Infinity/NaN), written to ``path`` atomically if given."""
-        text = json.dumps(self.to_dict(), indent=1)
+        """Strict JSON text (inf/nan as null; each row's ``flag`` says why), written to ``path``
+        atomically if given."""
+        text = dumps_json(self.to_dict(), indent=1)
         if path is not None:
             atomic_write_text(path, text)
         return text
+
+    def _repr_html_(self) -> str:
+        """The comparison table for Jupyter, the summary as its caption."""
+        from ._html import table_html
+        caption = (f"{self.sources[0]} vs {self.sources[1]}: max |z| {self.max_abs_z:.3g} over "
+                   f"{self.n_comparisons} comparisons, threshold {self.z_threshold:.3g}: "
+                   f"{'agrees' if self.agrees else 'breaks down'}")
+        columns = ["quantity", "layer", "theory", "measured", "se", "z", "flag"]
+        return table_html(columns, [[r[c] for c in columns] for r in self.rows], caption)
 
     def format(self, all_rows: bool = True) -> str:
         """A readable text table and the summary."""

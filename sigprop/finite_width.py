@@ -32,8 +32,8 @@ assumption; the forward pass fixes only the one direction ``x_l W_{l+1}`` of the
 ``n_l``-dimensional backward image, an ``O(1/n)`` relative effect on the norm).
 So ``Var[log ||dL/dh_l||^2] = sum_{k >= l} V(n_k)``.
 
-Example
--------
+Examples
+--------
 >>> from sigprop import NetSpec
 >>> from sigprop.finite_width import lognorm_variance, layer_variance
 >>> spec = NetSpec.uniform(depth=3, width=100, activation="relu", init="kaiming")

@@ -20,15 +20,20 @@ kaiming_normal(mode, gain)    gain/sqrt(fan_mode), gain from activation   normal
 kaiming_uniform(mode, gain)   same variance                               uniform
 orthogonal(gain)              gain x (semi-)orthogonal matrix             orthogonal
 mup(gain)                     hidden gain/sqrt(fan_in); output 1/fan_in   normal
+torch_default                 1/sqrt(3 fan_in) (nn.Linear); bias too      uniform
 ============================  ==========================================  ============
 
 ``glorot_*`` and ``he_*`` are aliases; ``kaiming`` means ``kaiming_normal``,
 ``xavier`` ``xavier_normal``. ``gain=None`` in Kaiming and muP takes the
 activation's :attr:`~sigprop.activations.Activation.init_gain` (5/3 for tanh,
-sqrt 2 for ReLU).
+sqrt 2 for ReLU). The Kaiming schemes also take PyTorch's keywords: ``nonlinearity``
+and ``a`` give the gain ``calculate_gain(nonlinearity, a)`` (``a`` alone means
+``nonlinearity='leaky_relu'``, PyTorch's default), so ``kaiming_uniform(a=5 ** 0.5)``
+is what ``torch.nn.Linear`` does to its weights; ``torch_default`` is that, plus its
+bias ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` (:meth:`InitScheme.bias_std`).
 
-Example
--------
+Examples
+--------
 >>> from sigprop.init import get_init
 >>> round(get_init("kaiming").weight_std(200, 200, "tanh"), 6)   # (5/3)/sqrt(200)
 0.117851
@@ -80,8 +85,20 @@ class InitScheme:
         return _FAMILIES[self.family]["distribution"]
 
     def _gain(self, activation) -> float:
-        g = dict(self.params).get("gain")
-        return get_activation(activation).init_gain if g is None else g
+        p = dict(self.params)
+        if p.get("gain") is not None:
+            return p["gain"]
+        if p.get("nonlinearity") is not None or p.get("a") is not None:
+            return calculate_gain(p.get("nonlinearity") or "leaky_relu", p.get("a"))
+        return get_activation(activation).init_gain
+
+    def bias_std(self, fan_in: int) -> float | None:
+        """std of the biases the scheme draws, or None where it leaves them to the caller
+        (every scheme but ``torch_default``, whose ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` has
+        std ``1/sqrt(3 fan_in)``)."""
+        if self.family == "torch_default":
+            return 1.0 / math.sqrt(3.0 * fan_in)
+        return None
 
     def sigma_w(self, fan_in: int, fan_out: int, activation="linear") -> float:
         """Mean-field weight scale ``sigma_w = std(W) sqrt(fan_in)`` of a hidden layer."""
@@ -95,6 +112,8 @@ class InitScheme:
             return 1.0
         if f in ("xavier_normal", "xavier_uniform"):
             return p["gain"] * math.sqrt(2.0 * fan_in / (fan_in + fan_out))
+        if f == "torch_default":       # kaiming_uniform(a=sqrt 5): gain sqrt(2/(1+5)) = 1/sqrt(3)
+            return calculate_gain("leaky_relu", math.sqrt(5.0))
         if f in ("kaiming_normal", "kaiming_uniform"):
             fan = fan_in if p["mode"] == "fan_in" else fan_out
             return self._gain(activation) * (1.0 if fan == fan_in else math.sqrt(fan_in / fan))
@@ -167,10 +186,13 @@ _FAMILIES = {
     "lecun_uniform": {"distribution": "uniform", "defaults": {}},
     "xavier_normal": {"distribution": "normal", "defaults": {"gain": 1.0}, "positional": ("gain",)},
     "xavier_uniform": {"distribution": "uniform", "defaults": {"gain": 1.0}, "positional": ("gain",)},
-    "kaiming_normal": {"distribution": "normal", "defaults": {"mode": "fan_in", "gain": None},
+    "kaiming_normal": {"distribution": "normal",
+                       "defaults": {"mode": "fan_in", "gain": None, "nonlinearity": None, "a": None},
                        "positional": ("mode", "gain")},
-    "kaiming_uniform": {"distribution": "uniform", "defaults": {"mode": "fan_in", "gain": None},
+    "kaiming_uniform": {"distribution": "uniform",
+                        "defaults": {"mode": "fan_in", "gain": None, "nonlinearity": None, "a": None},
                         "positional": ("mode", "gain")},
+    "torch_default": {"distribution": "uniform", "defaults": {}},
     "orthogonal": {"distribution": "orthogonal", "defaults": {"gain": 1.0}, "positional": ("gain",)},
     "mup": {"distribution": "normal", "defaults": {"gain": None}, "positional": ("gain",)},
 }
@@ -182,6 +204,72 @@ _ALIASES = {
     "kaiming": "kaiming_normal", "he": "kaiming_normal",
     "he_normal": "kaiming_normal", "he_uniform": "kaiming_uniform",
 }
+
+
+#: The names ``torch.nn.init.calculate_gain`` knows (convolutions are linear maps).
+PYTORCH_NONLINEARITIES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                          "conv_transpose3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu")
+
+
+def _slope(v) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ValueError(f"negative_slope {v!r} is not a valid number")
+    return float(v)
+
+
+def calculate_gain(nonlinearity: str, param=None) -> float:
+    """PyTorch's ``torch.nn.init.calculate_gain``: the same names and the same values.
+
+    ``linear``, the convolutions and ``sigmoid``: 1; ``tanh``: 5/3; ``relu``: sqrt 2;
+    ``leaky_relu``: sqrt(2 / (1 + negative_slope^2)) with ``param`` the slope (default
+    0.01); ``selu``: 3/4. Where PyTorch's value is the variance-preserving gain (linear,
+    ReLU, leaky ReLU) it is taken from the derivation (:mod:`sigprop.symbolic.gains`);
+    the others are PyTorch's conventions, which :func:`variance_preserving_gain` sets
+    beside the derived value.
+
+    Parameters
+    ----------
+    nonlinearity : str
+        One of :data:`PYTORCH_NONLINEARITIES`.
+    param : float, optional
+        The negative slope of ``leaky_relu``.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        For a name PyTorch does not know (gelu, erf, swish, softplus, ...: use
+        :func:`variance_preserving_gain`) or a slope that is not a number.
+
+    Examples
+    --------
+    >>> calculate_gain("tanh"), calculate_gain("relu") ** 2, calculate_gain("leaky_relu", 1.0)
+    (1.6666666666666667, 2.0000000000000004, 1.0)
+    """
+    if nonlinearity not in PYTORCH_NONLINEARITIES:
+        raise ValueError(f"Unsupported nonlinearity {nonlinearity!r} (PyTorch's calculate_gain knows "
+                         f"{', '.join(PYTORCH_NONLINEARITIES)}; sigprop.variance_preserving_gain covers any activation)")
+    if nonlinearity == "leaky_relu":
+        slope = 0.01 if param is None else _slope(param)
+        return get_activation(f"leaky_relu(a={slope!r})").init_gain
+    name = "linear" if nonlinearity.startswith("conv") else nonlinearity
+    return get_activation(name).init_gain
+
+
+def variance_preserving_gain(activation) -> float:
+    """sigprop's gain for any activation: ``1/sqrt(E[phi(z)^2])``, ``z ~ N(0, 1)``, derived in
+    :mod:`sigprop.symbolic.gains` (equal to :func:`calculate_gain` for linear, ReLU and leaky
+    ReLU; tanh 1.5925 vs 5/3, sigmoid 1.846 vs 1, SELU 1 vs 3/4).
+
+    Examples
+    --------
+    >>> round(variance_preserving_gain("tanh"), 6), round(variance_preserving_gain("gelu"), 6)
+    (1.592537, 1.53353)
+    """
+    return get_activation(activation).gain
 
 
 def available_inits() -> list[str]:
@@ -216,6 +304,13 @@ def get_init(spec, **overrides) -> InitScheme:
                 raise ValueError(f"init {family!r}: mode must be 'fan_in' or 'fan_out', got {v!r}")
         elif key == "std" and v is None:
             raise ValueError("init 'scaled' needs a std, e.g. scaled(std=0.3)")
+        elif key == "nonlinearity":
+            if v is not None and v not in PYTORCH_NONLINEARITIES:
+                raise ValueError(f"init {family!r}: nonlinearity must be one of PyTorch's "
+                                 f"{', '.join(PYTORCH_NONLINEARITIES)}, got {v!r}")
+        elif key == "a":
+            if v is not None:
+                v = _slope(v)
         else:
             v = _check_positive(family, key, v, allow_none=(key == "gain"))
         params[key] = v

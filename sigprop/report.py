@@ -5,6 +5,7 @@ import base64
 import html
 from pathlib import Path
 
+from ._html import table_html
 from ._io import atomic_write_text
 
 _CSS = """
@@ -20,14 +21,7 @@ nav a { margin-right: 1em; }
 
 
 def _table_html(table) -> str:
-    def cell(v):
-        if isinstance(v, float):
-            return f"{v:.4g}"
-        return html.escape(str(v))
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
-    rows = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in table.rows)
-    cap = f"<caption>{html.escape(table.caption)}</caption>" if table.caption else ""
-    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    return table_html(table.columns, table.rows, table.caption)
 
 
 def _paragraphs(text: str) -> str:

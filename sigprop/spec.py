@@ -16,7 +16,6 @@ arrays of length ``L``; index 0 is layer 1.
 """
 from __future__ import annotations
 
-import io
 import json
 import math
 from dataclasses import dataclass, field, fields
@@ -25,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import atomic_write_bytes, atomic_write_text, read_checked
+from ._io import (atomic_write_npz, atomic_write_text, dumps_json, finite_or_none, from_fields, nonfinite_marks,
+                  read_checked, with_nonfinite)
 
 #: Quantities a LayerStats may carry, with their meaning. Other names are allowed
 #: (training diagnostics add their own), these are the shared ones.
@@ -73,8 +73,8 @@ class NetSpec:
         Name of the init scheme that produced sigma_w (informational; see
         :meth:`from_init`).
 
-    Example
-    -------
+    Examples
+    --------
     >>> spec = NetSpec.from_init("kaiming", widths=[200] * 5, input_dim=30, activation="tanh")
     >>> spec.depth, round(spec.sigma_w[0], 4)
     (5, 1.6667)
@@ -143,18 +143,23 @@ class NetSpec:
 
     # --- construction -------------------------------------------------------------------
     @classmethod
-    def from_init(cls, init, widths, input_dim: int, activation="tanh", sigma_b=0.0, input_var=1.0, **init_params):
+    def from_init(cls, init, widths, input_dim: int, activation="tanh", sigma_b=None, input_var=1.0, **init_params):
         """Build a spec whose per-layer ``sigma_w`` comes from a named init scheme.
 
         ``init`` is a name such as ``"kaiming"``, ``"xavier_uniform"``, ``"scaled(0.3)"``
         or an :class:`~sigprop.init.InitScheme`; extra keywords set its parameters.
+        ``sigma_b=None`` takes the scheme's bias std (``torch_default``: ``1/sqrt(3 fan_in)``;
+        the simulation draws biases normal with that std) and 0 for every other scheme.
         """
         from .init import get_init
         scheme = get_init(init, **init_params)
-        spec = cls(input_dim=input_dim, widths=widths, activation=activation, sigma_w=1.0, sigma_b=sigma_b,
+        spec = cls(input_dim=input_dim, widths=widths, activation=activation, sigma_w=1.0,
+                   sigma_b=0.0 if sigma_b is None else sigma_b,
                    input_var=input_var, weight_dist=scheme.distribution, init=scheme.name)
         fans = (spec.input_dim,) + spec.widths
         sw = tuple(scheme.sigma_w(fans[i], fans[i + 1], spec.activation[i]) for i in range(spec.depth))
+        if sigma_b is None and scheme.bias_std(fans[0]) is not None:
+            spec = spec.replace(sigma_b=[scheme.bias_std(fans[i]) for i in range(spec.depth)])
         return cls(input_dim=spec.input_dim, widths=spec.widths, activation=spec.activation, sigma_w=sw,
                    sigma_b=spec.sigma_b, input_var=spec.input_var, weight_dist=scheme.distribution, init=scheme.name)
 
@@ -210,14 +215,10 @@ class NetSpec:
             from .activations import register_activation
             for name, expr in custom.items():
                 register_activation(name, expr)
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"NetSpec has no field {sorted(unknown)[0]!r}")
-        return cls(**d)
+        return from_fields(cls, d)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict())
+        return dumps_json(self.to_dict())
 
     @classmethod
     def from_json(cls, text: str) -> "NetSpec":
@@ -251,8 +252,8 @@ class LayerStats:
         JSON-serialisable settings that produced the numbers (``threshold``,
         ``c0``, ``n_networks``, ``step``, ...).
 
-    Example
-    -------
+    Examples
+    --------
     >>> s = LayerStats({"q": [1.0, 0.5]}, source="theory")
     >>> s.q, s.depth
     (array([1. , 0.5]), 2)
@@ -326,6 +327,20 @@ class LayerStats:
             out[k] = f
         return out
 
+    def _repr_html_(self) -> str:
+        """A table per layer for Jupyter: ``value ± standard error`` where there is one."""
+        from ._html import table_html
+
+        def cell(k, i):
+            v = self.values[k][i]
+            se = self.se.get(k)
+            return f"{v:.4g}" if se is None or not math.isfinite(se[i]) else f"{v:.4g} ± {se[i]:.2g}"
+        spec = "" if self.spec is None else (f"{self.spec.activation[0]}, depth {self.spec.depth}, "
+                                             f"width {self.spec.widths[0]}, init {self.spec.init}")
+        caption = f"LayerStats ({self.source}{', ' + spec if spec else ''})"
+        rows = [[i + 1] + [cell(k, i) for k in self.values] for i in range(self.depth)]
+        return table_html(["layer"] + list(self.values), rows, caption)
+
     def equals(self, other: "LayerStats") -> bool:
         """Exact equality (NaN equals NaN): what a save/load round trip must preserve."""
         if not isinstance(other, LayerStats):
@@ -337,14 +352,21 @@ class LayerStats:
 
     # --- serialisation --------------------------------------------------------------------
     def to_dict(self) -> dict:
-        """Plain-data form; floats are written by ``repr`` (exact), inf/nan as JSON's Infinity/NaN."""
-        return {
+        """Plain-data form for strict JSON: finite floats exactly (``repr``), every inf/nan as
+        ``None`` (JSON ``null``) with what it was under ``nonfinite``
+        (``{"values": {"q": {"4": "inf"}}, "se": {...}}``, by layer index from 0)."""
+        marks = {part: {k: m for k, v in arrays.items() if (m := nonfinite_marks(v))}
+                 for part, arrays in (("values", self.values), ("se", self.se))}
+        d = {
             "format": "sigprop.LayerStats", "version": _FORMAT_VERSION,
-            "source": self.source, "seed": self.seed, "meta": self.meta,
+            "source": self.source, "seed": self.seed, "meta": finite_or_none(self.meta),
             "spec": None if self.spec is None else self.spec.to_dict(),
-            "values": {k: v.tolist() for k, v in self.values.items()},
-            "se": {k: v.tolist() for k, v in self.se.items()},
+            "values": {k: finite_or_none(v) for k, v in self.values.items()},
+            "se": {k: finite_or_none(v) for k, v in self.se.items()},
         }
+        if marks["values"] or marks["se"]:
+            d["nonfinite"] = {part: m for part, m in marks.items() if m}
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "LayerStats":
@@ -353,23 +375,24 @@ class LayerStats:
         if d.get("version") != _FORMAT_VERSION:
             raise ValueError(f"LayerStats format version {d.get('version')} is not supported (expected {_FORMAT_VERSION})")
         spec = None if d.get("spec") is None else NetSpec.from_dict(d["spec"])
-        return cls(values=d["values"], se=d.get("se", {}), spec=spec, source=d["source"], seed=d.get("seed"),
-                   meta=d.get("meta", {}))
+        marks = d.get("nonfinite", {})
+        values = {k: with_nonfinite(v, marks.get("values", {}).get(k)) for k, v in d["values"].items()}
+        se = {k: with_nonfinite(v, marks.get("se", {}).get(k)) for k, v in d.get("se", {}).items()}
+        return cls(values=values, se=se, spec=spec, source=d["source"], seed=d.get("seed"), meta=d.get("meta", {}))
 
     def save(self, path) -> Path:
         """Write to ``.json`` or ``.npz`` (by extension), atomically."""
         path = Path(path)
         if path.suffix == ".json":
-            return atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
+            return atomic_write_text(path, dumps_json(self.to_dict(), indent=1))
         if path.suffix == ".npz":
             header = self.to_dict()
+            header.pop("nonfinite", None)       # the arrays below keep inf/nan themselves
             arrays = {f"values/{k}": v for k, v in self.values.items()}
             arrays.update({f"se/{k}": v for k, v in self.se.items()})
             header["values"] = list(self.values)
             header["se"] = list(self.se)
-            buf = io.BytesIO()
-            np.savez(buf, __header__=np.array(json.dumps(header)), **arrays)
-            return atomic_write_bytes(path, buf.getvalue())
+            return atomic_write_npz(path, __header__=np.array(dumps_json(header)), **arrays)
         raise ValueError(f"LayerStats saves to .json or .npz, got {path.name!r}")
 
     @classmethod

@@ -10,8 +10,8 @@ Layout of a sweep folder::
     sweep.json          the grid and the function (checked on resume)
     cells/<id>.json     one finished cell: {"params": {...}, "result": {...}}
 
-Example
--------
+Examples
+--------
 >>> import tempfile
 >>> from sigprop.sweep import run_sweep
 >>> out = tempfile.mkdtemp()
@@ -28,7 +28,6 @@ import hashlib
 import importlib
 import itertools
 import json
-import math
 import os
 import sys
 import time
@@ -36,7 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ._io import atomic_write_text
+from ._io import atomic_write_text, dumps_json
+from .progress import Progress
 
 _FORMAT = "sigprop.sweep"
 
@@ -179,29 +179,6 @@ def _check_manifest(out: Path, grid: dict, function: str):
         atomic_write_text(path, json.dumps(manifest, indent=1, sort_keys=True))
 
 
-class _Progress:
-    def __init__(self, total: int, done: int, enabled: bool):
-        self.total, self.done, self.enabled, self.t0 = total, done, enabled, time.time()
-        self.computed = 0
-        self._show()
-
-    def step(self):
-        self.done += 1
-        self.computed += 1
-        self._show()
-
-    def _show(self):
-        if not self.enabled:
-            return
-        el = time.time() - self.t0
-        eta = el / self.computed * (self.total - self.done) if self.computed else float("nan")
-        eta_s = f"{eta:5.0f}s" if math.isfinite(eta) else "    ?"
-        sys.stderr.write(f"\rsweep {self.done}/{self.total} cells  elapsed {el:5.0f}s  eta {eta_s}")
-        if self.done == self.total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-
 def run_sweep(function, grid: dict, out, workers: int | None = None, scheduler: str | None = None,
               progress: bool = True) -> SweepResult:
     """Evaluate ``function(**cell)`` on every cell of ``grid``, saving each result as it finishes.
@@ -230,6 +207,8 @@ def run_sweep(function, grid: dict, out, workers: int | None = None, scheduler: 
     """
     fname = _function_name(function)
     _resolve(fname)  # fail early, in the user's process, with a clear message
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be an integer >= 1 (or None: one per CPU), got {workers!r}")
     cells = grid_cells(grid)
     out = Path(out)
     (out / "cells").mkdir(parents=True, exist_ok=True)
@@ -243,13 +222,13 @@ def run_sweep(function, grid: dict, out, workers: int | None = None, scheduler: 
             todo.append(i)
         else:
             results[i] = d["result"]
-    bar = _Progress(len(cells), len(cells) - len(todo), progress)
+    bar = Progress(len(cells), "sweep", enabled=progress, start=len(cells) - len(todo))
     t0 = time.time()
 
     def finish(i, plain):
-        atomic_write_text(_cell_path(out, cells[i]), json.dumps({"params": cells[i], "result": plain}))
+        atomic_write_text(_cell_path(out, cells[i]), dumps_json({"params": cells[i], "result": plain}))
         results[i] = plain
-        bar.step()
+        bar.update()
 
     try:
         if not todo:
@@ -262,12 +241,14 @@ def run_sweep(function, grid: dict, out, workers: int | None = None, scheduler: 
         else:
             _run_pool(fname, cells, todo, workers or os.cpu_count() or 1, finish)
     except KeyboardInterrupt:
+        bar.close()
         if progress:
             sys.stderr.write(f"\nsweep interrupted: {sum(r is not None for r in results)}/{len(cells)} cells are "
                              f"saved in {out}; run again to finish\n")
         raise
+    bar.close()
     return SweepResult(grid=grid, function=fname, params=cells, results=[_from_plain(r) for r in results],
-                       n_computed=bar.computed, seconds=time.time() - t0, out=str(out))
+                       n_computed=bar.done - bar.start, seconds=time.time() - t0, out=str(out))
 
 
 def _run_pool(fname, cells, todo, workers, finish):
@@ -285,13 +266,36 @@ def _run_pool(fname, cells, todo, workers, finish):
             raise
 
 
-def _run_dask(fname, cells, todo, scheduler, finish):
+#: Seconds to wait for a dask scheduler to answer.
+SCHEDULER_TIMEOUT = 10
+
+
+def _connect(scheduler):
+    """A ``dask.distributed.Client`` for an address (a one-line ValueError if it does not answer)."""
     try:
-        from dask.distributed import Client, as_completed
+        from dask.distributed import Client
     except ImportError:
         raise ValueError("--scheduler needs dask.distributed: pip install 'sigprop[dask]'") from None
-    own = not isinstance(scheduler, Client)
-    client = Client(scheduler) if own else scheduler
+    if isinstance(scheduler, Client):
+        return scheduler
+    try:
+        return Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        raise ValueError(f"cannot reach the dask scheduler {scheduler!r}: {' '.join(str(exc).split())[:200]}") from None
+
+
+def check_scheduler(scheduler) -> None:
+    """Connect to a dask scheduler address once and disconnect: called before any work, so an
+    unreachable scheduler is a one-line error, not a failure after the first part of a study."""
+    client = _connect(scheduler)
+    if client is not scheduler:
+        client.close()
+
+
+def _run_dask(fname, cells, todo, scheduler, finish):
+    from dask.distributed import as_completed
+    client = _connect(scheduler)
+    own = client is not scheduler
     try:
         futures = [client.submit(_evaluate, fname, cells[i], key=f"sigprop-cell-{cell_id(cells[i])}", pure=False)
                    for i in todo]

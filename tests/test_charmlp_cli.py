@@ -56,7 +56,7 @@ def test_train_command_resumes(tmp_path, words_file, capsys):
 
 @pytest.mark.parametrize("argv,message", [
     (["train", "--data", "/nonexistent/words.txt", "--steps", "10"], "no such data file"),
-    (["train", "--layers", "0"], "layers must be"),
+    (["train", "--layers", "0"], "--layers: must be an integer >= 1, got 0"),
     (["train", "--activation", "nope"], "unknown activation"),
     (["sample", "--checkpoint", "/nonexistent.npz"], "no such file"),
 ])

@@ -100,7 +100,7 @@ def test_cli_simulate_and_compare(tmp_path, capsys):
     s = LayerStats.load(out)
     assert s.source == "simulation" and s.meta["n_networks"] == 8 and s.depth == 3
     assert main(["simulate", "--networks", "1", "--no-progress"]) == 2
-    assert "n_networks must be an integer >= 2" in capsys.readouterr().err
+    assert "--networks: must be an integer >= 2, got 1" in capsys.readouterr().err
     folder = tmp_path / "cmp"
     assert main(["compare", "--activation", "tanh", "--init", "kaiming", "xavier", "--depth", "3", "--width", "32",
                  "--networks", "20", "--inputs", "8", "--out", str(folder), "--no-progress"]) == 0

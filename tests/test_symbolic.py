@@ -452,3 +452,26 @@ def test_expected_loss_rejects_bad_input():
         C.expected_initial_loss(2.5, 1.0)
     with pytest.raises(ValueError, match="logit std"):
         C.expected_initial_loss(27, -1.0)
+
+
+def test_tanh_fixed_point_takes_q_chi_and_c_from_the_theory():
+    # one q-map, fixed point and c-map (sigprop.theory); an independent 2-D Gauss-Hermite oracle checks c*
+    import inspect
+
+    from numpy.polynomial.hermite_e import hermegauss
+
+    from sigprop import theory
+    fp = T.tanh_fixed_point(5 / 3, sigma_b=0.3)
+    assert fp.q_star == float(theory.fixed_point_q("tanh", 5 / 3, 0.3))
+    assert fp.chi1 == float(theory.chi1("tanh", 5 / 3, 0.3, q=fp.q_star))
+    assert "brentq" not in inspect.getsource(T) and "hermegauss" not in inspect.getsource(T)
+    z, w = hermegauss(160)
+    w = w / math.sqrt(2 * math.pi)
+
+    def c_map(c):   # c' = (sigma_w^2 E[tanh(u1) tanh(u2)] + sigma_b^2) / q*
+        r = math.sqrt(fp.q_star)
+        u1 = r * z[:, None]
+        u2 = r * (c * z[:, None] + math.sqrt(1 - c * c) * z[None, :])
+        return (25 / 9 * np.einsum("i,j,ij->", w, w, np.tanh(u1) * np.tanh(u2)) + 0.09) / fp.q_star
+    assert 0.1 < fp.c_star < 0.99 and abs(c_map(fp.c_star) - fp.c_star) < 1e-9
+    assert abs(T.tanh_fixed_point(5 / 3).c_star) < 1e-12            # odd tanh, no bias: c* = 0

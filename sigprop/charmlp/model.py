@@ -15,14 +15,13 @@ its compiled code.
 """
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 
 from .._codegen import activation_template_source, load_activation_module
-from .._io import atomic_write_bytes, read_checked
+from .._io import atomic_write_npz, read_checked
 from ..activations import Activation, get_activation
 from ..init import get_init, sample_weights
 
@@ -34,6 +33,8 @@ BN_EPS = 1e-5
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
+_TEMPLATE = Path(__file__).parent / "kernels.py"
+
 
 # ----------------------------------------------------------------------------------------------
 # Generated kernels
@@ -41,12 +42,12 @@ DTYPES = {"float32": np.float32, "float64": np.float64}
 def kernel_source(activation) -> str:
     """Source of the kernel module for ``activation``: the template with its activation block
     replaced by ``activation.numba_source()`` (elementary functions from :mod:`.vmath`)."""
-    return activation_template_source(Path(__file__).parent / "kernels.py", activation, "sigprop.charmlp")
+    return activation_template_source(_TEMPLATE, activation, "sigprop.charmlp")
 
 
 def load_kernels(activation):
     """The compiled-kernel module for ``activation`` (written to :func:`cache_dir` on first use)."""
-    return load_activation_module(Path(__file__).parent / "kernels.py", activation, "sigprop.charmlp")
+    return load_activation_module(_TEMPLATE, activation, "sigprop.charmlp")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -187,6 +188,13 @@ class Model:
         tmp = max(self.fans) * B
         return lay, off, tmp
 
+    def memory_estimate(self, batch: int) -> int:
+        """Bytes of the parameters, their gradient, the BatchNorm state and the kernels'
+        workspace for batches of ``batch`` rows (computed from the layout, nothing allocated)."""
+        _, n_ws, n_tmp = self.layout(batch)
+        return np.dtype(self.dtype).itemsize * (2 * self.n_params + 2 * self.n_bnstate + n_ws + n_tmp) \
+            + 4 * batch * (self.block_size + 1)
+
     # --- parameters -----------------------------------------------------------------------
     def init_params(self, rng: np.random.Generator, init="kaiming", output_fix: bool = True):
         """Draw ``theta`` and ``bnstate``.
@@ -300,9 +308,7 @@ class Params:
 
     def save(self, path) -> Path:
         """Write to ``.npz`` atomically (exact)."""
-        buf = io.BytesIO()
-        np.savez(buf, format=np.array("sigprop.charmlp.Params"), **self.to_npz_dict())
-        return atomic_write_bytes(path, buf.getvalue())
+        return atomic_write_npz(path, format=np.array("sigprop.charmlp.Params"), **self.to_npz_dict())
 
     @classmethod
     def load(cls, path) -> "Params":

@@ -11,8 +11,8 @@ so drawing them in chunks of any size gives the same indices, and a run resumed
 from a checkpoint (parameters, BatchNorm statistics, generator state, step,
 diagnostics) continues bitwise identically to an uninterrupted one.
 
-Example
--------
+Examples
+--------
 >>> from sigprop.charmlp import TrainConfig, train, sample
 >>> cfg = TrainConfig(steps=200, width=32, diag_every=100, seed=1)
 >>> result = train(cfg, progress=False)
@@ -24,17 +24,18 @@ Example
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
-import sys
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write_bytes, atomic_write_text, read_checked
+from .._io import atomic_write_npz, atomic_write_text, dumps_json, from_fields, read_checked
+from ..activations import DEFAULT_SATURATION_THRESHOLD
+from ..memory import check_fits
+from ..progress import Progress
 from ..spec import LayerStats, NetSpec
 from .data import build_dataset, build_vocab, load_words, split_words
 from .diagnostics import Diagnostics, hist_edges, measure
@@ -45,6 +46,8 @@ _CKPT_FORMAT = "sigprop.charmlp.Checkpoint"
 EVAL_BATCH = 1024
 #: Examples in the probe batch of the initial diagnostics (``Diagnostics.init_stats``).
 PROBE_BATCH = 2048
+#: Raw minibatch draws per compiled chunk of steps at most (the indices do not depend on it).
+RAW_DRAWS = 2 ** 22
 
 
 def _int(name, v, lo):
@@ -96,6 +99,8 @@ class TrainConfig:
         Words file, one per line (None: the embedded names dataset).
     bn_momentum, bn_eps : float
         BatchNorm running-statistics momentum and variance epsilon.
+    threshold : float
+        Saturation threshold of the diagnostics (``|tanh h| > threshold``).
     """
 
     layers: int = 1
@@ -119,6 +124,7 @@ class TrainConfig:
     data: str | None = None
     bn_momentum: float = BN_MOMENTUM
     bn_eps: float = BN_EPS
+    threshold: float = DEFAULT_SATURATION_THRESHOLD
 
     def __post_init__(self):
         from ..activations import get_activation
@@ -158,6 +164,10 @@ class TrainConfig:
             raise ValueError(f"bn_momentum must be in [0, 1], got {m}")
         set_("bn_momentum", m)
         set_("bn_eps", _pos("bn_eps", self.bn_eps))
+        t = _pos("threshold", self.threshold)
+        if not t < 1:
+            raise ValueError(f"threshold must be in (0, 1), got {t}")
+        set_("threshold", t)
 
     @property
     def widths(self) -> tuple:
@@ -183,14 +193,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"TrainConfig has no field {sorted(unknown)[0]!r}")
-        return cls(**d)
+        return from_fields(cls, d)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1)
+        return dumps_json(self.to_dict(), indent=1)
 
     def save(self, path) -> Path:
         return atomic_write_text(path, self.to_json() + "\n")
@@ -342,12 +348,10 @@ def save_checkpoint(path, config, data_digest, step, rng_state, params: Params, 
     """Atomically write everything a run needs to continue from ``step`` (the next step to run)."""
     header = {"format": _CKPT_FORMAT, "version": 1, "config": config.to_dict(), "data_digest": data_digest,
               "step": int(step), "rng_state": rng_state}
-    arrays = {"header": np.array(json.dumps(header))}
+    arrays = {"header": np.array(dumps_json(header))}
     arrays.update(params.to_npz_dict("params/"))
     arrays.update(diagnostics.to_npz_dict("diag/"))
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return atomic_write_bytes(path, buf.getvalue())
+    return atomic_write_npz(path, **arrays)
 
 
 def load_checkpoint(path) -> dict:
@@ -357,44 +361,35 @@ def load_checkpoint(path) -> dict:
             header = json.loads(str(z["header"]))
             if header.get("format") != _CKPT_FORMAT:
                 raise ValueError("missing format tag")
-            return {"config": TrainConfig.from_dict(header["config"]), "data_digest": header["data_digest"],
-                    "step": int(header["step"]), "rng_state": header["rng_state"],
-                    "params": Params.from_npz(z, "params/"), "diagnostics": Diagnostics.from_npz(z, "diag/")}
-    return read_checked(path, "checkpoint", {".npz": read}, errors=(ValueError,))
+            ck = {"config": TrainConfig.from_dict(header["config"]), "data_digest": header["data_digest"],
+                  "step": int(header["step"]), "rng_state": header["rng_state"],
+                  "params": Params.from_npz(z, "params/"), "diagnostics": Diagnostics.from_npz(z, "diag/")}
+        _check_checkpoint(ck)
+        return ck
+    return read_checked(path, "checkpoint", {".npz": read}, errors=(ValueError, TypeError))
+
+
+def _check_checkpoint(ck) -> None:
+    """The header agrees with the stored arrays: the model its config describes, a step in
+    [0, steps], finite parameters and a loss for every step done."""
+    config, params, step = ck["config"], ck["params"], ck["step"]
+    expected = _model(config, params.model.vocab).to_dict()
+    stored = params.model.to_dict()
+    wrong = [k for k in expected if expected[k] != stored.get(k)]
+    if wrong:
+        k = wrong[0]
+        raise ValueError(f"its header says {k} {expected[k]} but the stored parameters have {k} {stored.get(k)}")
+    if not 0 <= step <= config.steps:
+        raise ValueError(f"its step {step} is outside [0, {config.steps}]")
+    if not (np.all(np.isfinite(params.theta)) and np.all(np.isfinite(params.bnstate))):
+        raise ValueError("its parameters are not all finite (nan/inf: the run diverged)")
+    if len(ck["diagnostics"].losses) < step:
+        raise ValueError(f"it holds {len(ck['diagnostics'].losses)} losses for {step} steps")
 
 
 # ----------------------------------------------------------------------------------------------
 # Training
 # ----------------------------------------------------------------------------------------------
-class _Progress:
-    """A one-line progress bar on stderr: step, mean recent loss, steps/s, time left."""
-
-    def __init__(self, total, start, enabled):
-        self.total, self.start_step, self.enabled = total, start, enabled
-        self.t0 = time.perf_counter()
-        self.last = self.t0
-        self.tty = enabled and sys.stderr.isatty()
-
-    def update(self, step, recent_loss, force=False):
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if not force and now - self.last < (0.25 if self.tty else 10.0):
-            return
-        self.last = now
-        rate = (step - self.start_step) / max(now - self.t0, 1e-9)
-        left = (self.total - step) / rate if rate > 0 else float("inf")
-        frac = step / self.total if self.total else 1.0
-        bar = "#" * int(24 * frac) + "." * (24 - int(24 * frac))
-        line = (f"train [{bar}] {step}/{self.total} loss {recent_loss:.4f} "
-                f"{rate:,.0f} steps/s, {left:.0f} s left")
-        print(("\r" + line) if self.tty else line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
-
-    def close(self):
-        if self.tty:
-            print(file=sys.stderr, flush=True)
-
-
 def train(config: TrainConfig = TrainConfig(), words=None, out=None, progress=True, resume_from=None,
           until=None) -> TrainResult:
     """Train the character MLP.
@@ -423,6 +418,10 @@ def train(config: TrainConfig = TrainConfig(), words=None, out=None, progress=Tr
     data = Data.build(config, words)
     init_rng, batch_rng, probe_rng = _streams(config.seed)
     model = _model(config, data.vocab)
+    check_fits(model.memory_estimate(max(config.batch_size, min(PROBE_BATCH, len(data.arrays["train"][1])),
+                                         EVAL_BATCH)) + 8 * (config.steps + RAW_DRAWS),
+               f"training {config.layers} x {config.widths[0] if len(set(config.widths)) == 1 else config.widths} "
+               f"with batch size {config.batch_size} for {config.steps} steps")
     K = model.kernels
     Xtr, Ytr = data.arrays["train"]
     param_names = model.weight_names()
@@ -442,7 +441,7 @@ def train(config: TrainConfig = TrainConfig(), words=None, out=None, progress=Tr
         step = 0
         losses = np.full(config.steps, np.nan)
         diag = Diagnostics(hist_edges=hist_edges(model.activation), param_names=param_names,
-                           meta={"batch_size": config.batch_size, "threshold": 0.97,
+                           meta={"batch_size": config.batch_size, "threshold": config.threshold,
                                  "activation": config.activation, "vocab": data.vocab})
         diag.init_stats = _probe_stats(config, data, params, probe_rng)
     out = None if out is None else Path(out)
@@ -454,11 +453,11 @@ def train(config: TrainConfig = TrainConfig(), words=None, out=None, progress=Tr
     grad = np.zeros_like(theta)
     wk = _Workspace(model, config.batch_size)
     B = config.batch_size
-    bar = _Progress(config.steps, step, progress)
+    bar = Progress(config.steps, "train", enabled=progress, start=step)
     t0 = time.perf_counter()
     start_step = step
 
-    cutoffs = model.activation.saturation_cutoffs(0.97) if model.activation.bounds is not None else None
+    cutoffs = model.activation.saturation_cutoffs(config.threshold) if model.activation.bounds is not None else None
 
     def next_boundary(s, every):
         return (s // every + 1) * every if every else config.steps
@@ -469,7 +468,7 @@ def train(config: TrainConfig = TrainConfig(), words=None, out=None, progress=Tr
         if diag_now:
             stop = step + 1
         else:
-            stop = min(next_boundary(step, config.diag_every), last, step + 5000)
+            stop = min(next_boundary(step, config.diag_every), last, step + max(1, min(5000, RAW_DRAWS // B)))
             if out is not None and config.checkpoint_every:
                 stop = min(stop, next_boundary(step, config.checkpoint_every))
         n = stop - step
@@ -489,9 +488,8 @@ def train(config: TrainConfig = TrainConfig(), words=None, out=None, progress=Tr
             diag.losses = losses[:step].copy()
             save_checkpoint(out / "checkpoint.npz", config, data.digest, step, batch_rng.bit_generator.state,
                             params, diag)
-        bar.update(step, float(np.mean(losses[max(step - 1000, 0):step])))
+        bar.moveto(step, note=f"loss {np.mean(losses[max(step - 1000, 0):step]):.4f}")
     seconds = time.perf_counter() - t0
-    bar.update(step, float(np.mean(losses[max(step - 1000, 0):step])) if step else float("nan"), force=True)
     bar.close()
     diag.losses = losses[:step].copy()
     result = TrainResult(config, params, diag, data, seconds=seconds,
@@ -506,7 +504,7 @@ def train(config: TrainConfig = TrainConfig(), words=None, out=None, progress=Tr
                    "final_loss": result.final_loss, "seconds": seconds,
                    "steps_per_second": result.steps_per_second, "n_words": len(data.words),
                    "n_train_examples": int(Xtr.shape[0])}
-        atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
+        atomic_write_text(out / "summary.json", dumps_json(summary, indent=1) + "\n")
     return result
 
 
@@ -535,10 +533,11 @@ def _probe_stats(config, data, params, rng) -> LayerStats:
     # training-mode forward (BatchNorm on batch statistics), running statistics left alone (momentum 0)
     bnstate = params.bnstate.copy()
     model.kernels.forward(params.theta, bnstate, ctx, wk.ws, wk.lay, model.n_embd, True, 0.0, model.bn_eps)
-    values, se, _, _, _ = measure(model, params.theta, None, wk.ws, wk.lay, n, config.lr, with_se=True)
+    values, se, _, _, _ = measure(model, params.theta, None, wk.ws, wk.lay, n, config.lr, threshold=config.threshold,
+                                  with_se=True)
     spec = None if config.batch_norm else _step0_spec(config, data, params)
     return LayerStats(values, se, spec=spec, source="training", seed=config.seed,
-                      meta={"step": 0, "probe_examples": n, "threshold": 0.97})
+                      meta={"step": 0, "probe_examples": n, "threshold": config.threshold})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -586,8 +585,8 @@ def logits(params: Params, contexts) -> np.ndarray:
 def sample(params: Params, n: int, seed: int = 0, max_length: int = 100) -> list:
     """Sample ``n`` words character by character from the model (seeded, reproducible).
 
-    Example
-    -------
+    Examples
+    --------
     >>> p = initial_params(TrainConfig(width=16), ".ab")
     >>> words = sample(p, 2, seed=0)
     >>> len(words), all(set(w) <= set("ab") for w in words)
@@ -595,6 +594,7 @@ def sample(params: Params, n: int, seed: int = 0, max_length: int = 100) -> list
     """
     n = _int("n", n, 0)
     model = params.model
+    check_fits(model.memory_estimate(n) + n * (24 * model.V + 8 * max_length + 100), f"sampling {n} words")
     rng = np.random.default_rng(seed)
     ctx = np.zeros((n, model.block_size), dtype=np.int32)
     out = [[] for _ in range(n)]

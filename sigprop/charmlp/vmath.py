@@ -15,8 +15,8 @@ place of the argument's type over the whole range, checked against mpmath in
 ``tests/test_charmlp_vmath.py``. Called from Python (or with
 ``NUMBA_DISABLE_JIT=1``) the functions compute in float64.
 
-Example
--------
+Examples
+--------
 >>> from sigprop.charmlp import vmath
 >>> import math
 >>> abs(vmath.tanh(0.3) - math.tanh(0.3)) < 1e-16

@@ -2,12 +2,10 @@
 figure, the z-score table, the LayerStats and the exact configuration written to ``--out``."""
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
-from ._common import add_network_arguments, spec_from_args
-from .simulate import add_simulation_arguments, simulate_from_args
+from ._common import add_network_arguments, add_output_folder_argument, spec_from_args
+from .simulate import add_simulation_arguments, check_simulation_arguments, simulate_from_args
 
 
 def add_arguments(p):
@@ -21,29 +19,43 @@ def add_arguments(p):
                    help="quantities in the figure (default: act_var grad_var saturated corr)")
     p.add_argument("--alpha", type=float, default=0.01,
                    help="family-wise error for the Bonferroni z threshold (default 0.01)")
-    p.add_argument("--out", default=None, help="folder for figure, table, LayerStats and config.json")
+    add_output_folder_argument(p, "figure, table, LayerStats and config.json", default=None)
 
 
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
 
+def _check_names(option, names, known):
+    for n in names or ():
+        if n not in known:
+            raise ValueError(f"{option}: unknown quantity {n!r}; known: {', '.join(known)}")
+
+
 def run(args) -> int:
     from .. import theory
-    from .._io import atomic_write_text
+    from .._io import atomic_write_text, dumps_json
     from ..compare import compare
     from ..plots.layers import plot_layers
+    from ..runfolder import prepare
+    from ..simulate import SIM_QUANTITIES
+    from ..spec import QUANTITIES
     if args.sigma_w is not None:
         raise ValueError("compare takes --init schemes; use `sigprop simulate --sigma-w` for a single sigma_w")
-    out = Path(args.out) if args.out else None
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        config = {k: v for k, v in vars(args).items() if k != "func"}
+    # every argument is checked before anything is simulated or written
+    specs = [spec_from_args(args, init=init) for init in args.init]
+    check_simulation_arguments(args, specs)
+    _check_names("--quantities", args.quantities, list(QUANTITIES))
+    _check_names("--plot", args.plot, list(dict.fromkeys(list(QUANTITIES) + list(SIM_QUANTITIES))))
+    if not 0.0 < args.alpha < 1.0:
+        raise ValueError(f"--alpha must be in (0, 1), got {args.alpha}")
+    out = None
+    if args.out:
+        config = {k: v for k, v in vars(args).items() if k not in ("func", "command", "no_progress", "overwrite")}
         config["argv"] = sys.argv[1:]
-        atomic_write_text(out / "config.json", json.dumps(config, indent=1))
+        out = prepare(args.out, config, overwrite=args.overwrite)
     all_stats, tables, summaries = [], [], {}
-    for init in args.init:
-        spec = spec_from_args(args, init=init)
+    for spec in specs:
         predicted = theory.predict(spec, c0=args.c0, threshold=args.threshold)
         measured = simulate_from_args(args, spec)
         comparison = compare(predicted, measured, quantities=args.quantities, alpha=args.alpha)
@@ -60,7 +72,7 @@ def run(args) -> int:
         header = "init," + tables[0][1].to_csv().splitlines()[0]
         lines = [header] + [f"{init},{line}" for init, c in tables for line in c.to_csv().splitlines()[1:]]
         atomic_write_text(out / "table.csv", "\n".join(lines) + "\n")
-        atomic_write_text(out / "table.json", json.dumps({init: c.to_dict() for init, c in tables}, indent=1))
+        atomic_write_text(out / "table.json", dumps_json({init: c.to_dict() for init, c in tables}, indent=1))
         fig = plot_layers(*all_stats, quantities=args.plot,
                           title=f"{args.activation}, depth {args.depth}, width {args.width}: theory (lines) "
                                 f"vs {args.networks} networks (points ± SE)")

@@ -4,8 +4,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-HELP = "render the sympy derivations into derivations/*.md"
-
 
 def add_arguments(p):
     p.add_argument("--out", default="derivations",

@@ -4,24 +4,26 @@ from __future__ import annotations
 import sys
 import time
 import traceback
-from pathlib import Path
+
+from ._common import add_output_folder_argument, add_seed_argument
 
 
 def add_arguments(p):
-    p.add_argument("--out", default="report", help="output folder (default: report/); the page is OUT/report.html")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_output_folder_argument(p, "the page (OUT/report.html) and one folder per study", default="report")
+    add_seed_argument(p)
     p.add_argument("--only", nargs="+", default=None, metavar="STUDY", help="run only these studies")
     p.add_argument("--full", action="store_true", help="run the full studies instead of the quick versions (long)")
 
 
 def run(args) -> int:
     from ..report import write_report
+    from ..runfolder import prepare
     from ..studies import STUDIES, StudyResult, get_study
     names = args.only or list(STUDIES)
     for n in names:
         get_study(n)  # unknown names fail before any work
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare(args.out, {"command": "report", "studies": names, "seed": args.seed, "full": args.full},
+                  overwrite=args.overwrite)
     results, failed = [], []
     t0 = time.time()
     for i, name in enumerate(names, 1):

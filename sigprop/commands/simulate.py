@@ -1,21 +1,24 @@
 """``sigprop simulate``: Monte Carlo measurement over an ensemble of random networks."""
 from __future__ import annotations
 
-import json
 import math
 import sys
 
-from ._common import add_network_arguments, spec_from_args
+from ._common import (add_dtype_argument, add_network_arguments, add_save_argument, add_seed_argument, int_at_least,
+                      spec_from_args)
 
 
 def add_simulation_arguments(p, networks=1000, inputs=64):
+    from ..activations import DEFAULT_SATURATION_THRESHOLD as threshold
     g = p.add_argument_group("simulation")
-    g.add_argument("--networks", type=int, default=networks, help=f"independent random networks (default {networks})")
-    g.add_argument("--inputs", type=int, default=inputs, help=f"inputs per network, in correlated pairs (default {inputs})")
-    g.add_argument("--seed", type=int, default=0, help="seed: same seed, same numbers (default 0)")
-    g.add_argument("--float32", action="store_true", help="run the forward/backward pass in float32")
+    g.add_argument("--networks", type=int_at_least(2), default=networks,
+                   help=f"independent random networks (default {networks})")
+    g.add_argument("--inputs", type=int_at_least(2), default=inputs,
+                   help=f"inputs per network, in correlated pairs (default {inputs})")
+    add_seed_argument(g)
+    add_dtype_argument(g, "float64", old_flag="--float32", help="precision of the forward/backward pass")
     g.add_argument("--c0", type=float, default=0.5, help="initial correlation of input pairs (default 0.5)")
-    g.add_argument("--threshold", type=float, default=0.97, help="saturation threshold (default 0.97)")
+    g.add_argument("--threshold", type=float, default=threshold, help=f"saturation threshold (default {threshold})")
     g.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return g
 
@@ -25,15 +28,26 @@ def add_arguments(p):
     p.add_argument("--init", default="kaiming", help="init scheme giving sigma_w (default kaiming)")
     add_simulation_arguments(p)
     p.add_argument("--json", action="store_true", help="print the LayerStats as JSON instead of a table")
-    p.add_argument("--out", default=None, help="also save the LayerStats to FILE (.json or .npz)")
+    add_save_argument(p)
+
+
+def check_simulation_arguments(args, specs=()):
+    """Everything :func:`simulate_from_args` would refuse, checked before any work: the
+    engine's arguments and, per spec, that the run fits in memory."""
+    from ..memory import check_fits
+    from ..simulate import memory_estimate
+    from ..simulate.engine import _check_args
+    for spec in specs:
+        _check_args(spec, args.networks, args.inputs, args.seed, args.dtype, args.c0, args.threshold)
+        check_fits(memory_estimate(spec, args.networks, args.inputs, args.dtype),
+                   f"simulating {args.networks} networks of width {spec.widths[0]} and input dimension "
+                   f"{spec.input_dim}")
 
 
 def simulate_from_args(args, spec):
-    import numpy as np
     from ..simulate import run as simulate
-    return simulate(spec, args.networks, args.inputs, seed=args.seed,
-                    dtype=np.float32 if args.float32 else np.float64, c0=args.c0, threshold=args.threshold,
-                    progress=not args.no_progress)
+    return simulate(spec, args.networks, args.inputs, seed=args.seed, dtype=args.dtype, c0=args.c0,
+                    threshold=args.threshold, progress=not args.no_progress)
 
 
 def _fmt(v, se=None):
@@ -43,15 +57,18 @@ def _fmt(v, se=None):
 
 
 def run(args) -> int:
-    if args.out is not None and not str(args.out).endswith((".json", ".npz")):
-        raise ValueError(f"--out must end in .json or .npz, got {args.out!r}")
+    from .._io import dumps_json
+    from ..runfolder import check_file_target
     spec = spec_from_args(args)
+    check_simulation_arguments(args, [spec])
+    if args.save is not None:
+        check_file_target(args.save)
     stats = simulate_from_args(args, spec)
-    if args.out is not None:
-        stats.save(args.out)
+    if args.save is not None:
+        stats.save(args.save)
     if args.json:
         try:
-            sys.stdout.write(json.dumps(stats.to_dict(), indent=1) + "\n")
+            sys.stdout.write(dumps_json(stats.to_dict(), indent=1) + "\n")
         except BrokenPipeError:
             pass
         return 0
@@ -69,6 +86,6 @@ def run(args) -> int:
            if q != "saturated" and any(f != "ok" for f in fl)}
     if bad:
         print("flags (overflow / nan / vanished): " + "; ".join(f"{q} layers {v[0]}-{v[-1]}" for q, v in bad.items()))
-    if args.out is not None:
-        print(f"wrote {args.out}", file=sys.stderr)
+    if args.save is not None:
+        print(f"wrote {args.save}", file=sys.stderr)
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ._common import add_output_folder_argument, add_seed_argument
+
 
 def add_arguments(p):
     from ..studies import STUDIES, get_study
@@ -11,17 +13,16 @@ def add_arguments(p):
     for name in STUDIES:
         mod = get_study(name)
         sp = sub.add_parser(name, help=mod.TITLE, description=f"{mod.TITLE}. Source: {mod.SOURCE}")
-        sp.add_argument("--out", default=f"out/{name}", help=f"output folder (default out/{name})")
+        add_output_folder_argument(sp, "figures, tables, result.json and config.json", default=f"out/{name}")
         sp.add_argument("--quick", action="store_true", help="the fast version used by `sigprop report`")
-        sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+        add_seed_argument(sp)
         mod.add_arguments(sp)
 
 
 def run(args) -> int:
     from ..studies import get_study
     mod = get_study(args.study)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out)   # the study checks its options, then prepares the folder (sigprop.runfolder)
     options = {k: v for k, v in vars(args).items() if k not in ("command", "study", "out", "quick", "seed")}
     result = mod.run(out, quick=args.quick, seed=args.seed, **options)
     result.save(out)

@@ -1,11 +1,10 @@
 """``sigprop theory``: mean-field predictions per layer for a network described on the command line."""
 from __future__ import annotations
 
-import json
 import math
 import sys
 
-from ._common import add_network_arguments, spec_from_args
+from ._common import add_network_arguments, add_save_argument, spec_from_args
 
 
 def add_arguments(p):
@@ -13,10 +12,11 @@ def add_arguments(p):
     p.add_argument("--init", default="kaiming",
                    help="init scheme giving sigma_w, e.g. kaiming, xavier_uniform, 'scaled(0.3)' (default kaiming)")
     p.add_argument("--c0", type=float, default=0.5, help="correlation of the two inputs tracked by corr (default 0.5)")
-    p.add_argument("--threshold", type=float, default=0.97,
-                   help="saturation threshold, |tanh(h)| > threshold (default 0.97)")
+    from ..activations import DEFAULT_SATURATION_THRESHOLD as threshold
+    p.add_argument("--threshold", type=float, default=threshold,
+                   help=f"saturation threshold, |tanh(h)| > threshold (default {threshold})")
     p.add_argument("--json", action="store_true", help="print the LayerStats as JSON instead of a table")
-    p.add_argument("--out", default=None, help="also save the LayerStats to FILE (.json or .npz)")
+    add_save_argument(p)
 
 
 def _fmt(v: float, pct: bool = False) -> str:
@@ -29,15 +29,17 @@ def _fmt(v: float, pct: bool = False) -> str:
 
 def run(args) -> int:
     from .. import theory
-    if args.out is not None and not str(args.out).endswith((".json", ".npz")):
-        raise ValueError(f"--out must end in .json or .npz, got {args.out!r}")
+    from .._io import dumps_json
+    from ..runfolder import check_file_target
     spec = spec_from_args(args)
+    if args.save is not None:
+        check_file_target(args.save)
     stats = theory.predict(spec, c0=args.c0, threshold=args.threshold)
-    if args.out is not None:
-        stats.save(args.out)
+    if args.save is not None:
+        stats.save(args.save)
     if args.json:
         try:
-            sys.stdout.write(json.dumps(stats.to_dict(), indent=1) + "\n")
+            sys.stdout.write(dumps_json(stats.to_dict(), indent=1) + "\n")
         except BrokenPipeError:           # `sigprop theory --json | head`
             pass
         return 0
@@ -62,6 +64,6 @@ def run(args) -> int:
     else:
         phase = "critical" if math.isclose(chi, 1.0, rel_tol=1e-9) else ("chaotic" if chi > 1 else "ordered")
     print(f"fixed point q* = {_fmt(q_star)}, chi1(q*) = {_fmt(chi)} ({phase}), xi_c = {_fmt(xi_c)}")
-    if args.out is not None:
-        print(f"wrote {args.out}", file=sys.stderr)
+    if args.save is not None:
+        print(f"wrote {args.save}", file=sys.stderr)
     return 0

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_write_bytes, atomic_write_text, read_checked
-from ..simulate.progress import Progress
+from ..progress import Progress
 from .data import Corpus, batch_starts, get_batch, load_corpus
 from .diagnostics import Diagnostics, layer_stats, tensor_grad_norms, update_ratios
 from .model import DTYPES, GPT2_STD, GPTConfig, Params, init_params, views

@@ -19,9 +19,7 @@ def plot_bars_with_theory(measured, theory, labels, quantities=("act_std", "satu
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ._figure import finish, subplots
 
     def get(stats, q):
         if q == "act_std" and "act_std" not in stats.values:
@@ -31,7 +29,7 @@ def plot_bars_with_theory(measured, theory, labels, quantities=("act_std", "satu
         return stats[q], stats.se.get(q)
 
     n = len(measured)
-    fig, axes = plt.subplots(1, len(quantities), figsize=(5.5 * len(quantities), 3.8), squeeze=False)
+    fig, axes = subplots(1, len(quantities), figsize=(5.5 * len(quantities), 3.8))
     for ax, q in zip(axes[0], quantities):
         pct = q in ("saturated", "dead")
         scale = 100.0 if pct else 1.0
@@ -52,5 +50,4 @@ def plot_bars_with_theory(measured, theory, labels, quantities=("act_std", "satu
         ax.legend(fontsize=7, loc="upper center", ncol=n + 1)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return finish(fig, True)

@@ -42,8 +42,8 @@ def plot_layers(*stats, quantities=("act_var", "grad_var"), logy="auto", title=N
     -------
     matplotlib.figure.Figure
 
-    Example
-    -------
+    Examples
+    --------
     >>> from sigprop import LayerStats
     >>> t = LayerStats({"act_var": [1.0, 0.5, 0.25], "grad_var": [1.0, 1.0, 1.0]}, source="theory")
     >>> fig = plot_layers(t)
@@ -51,10 +51,10 @@ def plot_layers(*stats, quantities=("act_var", "grad_var"), logy="auto", title=N
     2
     """
     import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import matplotlib.ticker
+
     from ..spec import LayerStats
+    from ._figure import subplots
 
     if not stats:
         raise ValueError("plot_layers needs at least one LayerStats")
@@ -71,10 +71,10 @@ def plot_layers(*stats, quantities=("act_var", "grad_var"), logy="auto", title=N
     elif len(labels) != len(stats):
         raise ValueError(f"labels needs one entry per LayerStats ({len(stats)}), got {len(labels)}")
     names = list(dict.fromkeys(labels))
-    colours = {n: plt.get_cmap("tab10")(i % 10) for i, n in enumerate(names)}
+    colours = {n: matplotlib.colormaps["tab10"](i % 10) for i, n in enumerate(names)}
     ncols = ncols or min(len(quantities), 3)
     nrows = -(-len(quantities) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols + 1.8, 3.9 * nrows), squeeze=False)
+    fig, axes = subplots(nrows, ncols, figsize=(5.2 * ncols + 1.8, 3.9 * nrows))
     for ax in axes.ravel()[len(quantities):]:
         ax.set_visible(False)
     for ax, q in zip(axes.ravel(), quantities):

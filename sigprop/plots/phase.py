@@ -22,13 +22,13 @@ def plot_phase_diagram(pd, edge_sigma_w=None, points=None):
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
 
+    from ._figure import subplots
+
     sw, sb = np.asarray(pd.sigma_w), np.asarray(pd.sigma_b)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), constrained_layout=True)
+    fig, axes = subplots(1, 2, figsize=(12, 4.8), layout="constrained")
+    axes = axes[0]
     xi = np.where(np.isfinite(pd.xi_c) & (pd.xi_c > 0), pd.xi_c, np.nan)
     m0 = axes[0].pcolormesh(sw, sb, xi, shading="auto", cmap="magma",
                             norm=LogNorm(vmin=max(np.nanmin(xi), 0.3), vmax=min(np.nanmax(xi), 1e3)))

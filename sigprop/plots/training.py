@@ -1,8 +1,8 @@
 """Figures of a character-MLP training run: functions of :class:`~sigprop.charmlp.Diagnostics`
 (or of parameters) that return a matplotlib Figure.
 
-Example
--------
+Examples
+--------
 >>> from sigprop.charmlp import TrainConfig, train
 >>> from sigprop.plots.training import plot_loss
 >>> result = train(TrainConfig(steps=50, width=8, diag_every=25), words=["ab", "ba", "abba"], progress=False)
@@ -15,11 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+from ._figure import finish, subplots
 
 
 def _record_index(diag, step):
@@ -32,14 +28,15 @@ def _record_index(diag, step):
     return diag.steps.index(step)
 
 
-def plot_activation_histograms(diag, step=None, title=None):
+def plot_activation_histograms(diag, step=None, title=None, ax=None):
     """Histogram of every hidden layer's activations at a recorded step (default: the last),
-    with mean, std and % saturated in the legend (makemore's per-layer histogram figure)."""
-    plt = _plt()
+    with mean, std and % saturated in the legend (makemore's per-layer histogram figure);
+    drawn on ``ax`` if given. Returns the Figure."""
     i = _record_index(diag, step)
     stats, hist, edges = diag.stats[i], diag.hist[i], np.asarray(diag.hist_edges)
     centers = (edges[:-1] + edges[1:]) / 2
-    fig, ax = plt.subplots(figsize=(9, 4))
+    fig, axes = subplots(figsize=(9, 4), ax=ax)
+    own, ax = ax is None, axes[0, 0]
     for l in range(hist.shape[0]):
         density = hist[l] / max(hist[l].sum(), 1) / np.diff(edges)
         label = f"layer {l + 1}: mean {stats['act_mean'][l]:+.2f}, std {stats['act_std'][l]:.2f}"
@@ -52,16 +49,15 @@ def plot_activation_histograms(diag, step=None, title=None):
     ax.set_ylabel("density")
     ax.set_title(title or f"activation distribution, step {diag.steps[i]}")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return finish(fig, own)
 
 
 def plot_layer_bars(stats, title=None):
     """Bars per layer of a LayerStats: activation std, and % saturated (or % dead)."""
-    plt = _plt()
     layers = np.arange(1, stats.depth + 1)
     second = "saturated" if "saturated" in stats.values else "dead"
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig, axes = subplots(1, 2, figsize=(9, 3.5))
+    axes = axes[0]
     std = stats["act_std"] if "act_std" in stats.values else np.sqrt(stats["act_var"])
     axes[0].bar(layers, std, color="C0")
     axes[0].set_ylabel("activation std")
@@ -71,15 +67,14 @@ def plot_layer_bars(stats, title=None):
         ax.set_xlabel("layer")
         ax.set_xticks(layers)
     fig.suptitle(title or f"per-layer statistics, step {stats.meta.get('step', '?')}")
-    fig.tight_layout()
-    return fig
+    return finish(fig, True)
 
 
 def plot_training_curves(diag, title=None):
     """Over training: weight-gradient std and activation std per layer, and the update:data
     ratio log10(std(lr grad) / std(W)) of every 2-d parameter with the 1e-3 guide line."""
-    plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = subplots(1, 3, figsize=(15, 4))
+    axes = axes[0]
     steps, gstd = diag.series("wgrad_std")
     _, astd = diag.series("act_std")
     for l in range(gstd.shape[1]):
@@ -97,16 +92,15 @@ def plot_training_curves(diag, title=None):
         ax.set_xlabel("step")
         ax.legend(fontsize=7)
     fig.suptitle(title or "training diagnostics")
-    fig.tight_layout()
-    return fig
+    return finish(fig, True)
 
 
-def plot_loss(diag, window=1000, title=None, reference=None):
+def plot_loss(diag, window=1000, title=None, reference=None, ax=None):
     """Minibatch loss per step (faint) and its mean over windows of ``window`` steps; an
-    optional horizontal ``reference`` (e.g. ln 27)."""
-    plt = _plt()
+    optional horizontal ``reference`` (e.g. ln 27); drawn on ``ax`` if given. Returns the Figure."""
     losses = np.asarray(diag.losses)
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, axes = subplots(figsize=(8, 4), ax=ax)
+    own, ax = ax is None, axes[0, 0]
     steps = np.arange(len(losses))
     ax.plot(steps, losses, color="C0", alpha=0.15, lw=0.5, label="minibatch")
     w = max(1, min(window, len(losses) // 10 or 1))
@@ -121,15 +115,15 @@ def plot_loss(diag, window=1000, title=None, reference=None):
     ax.set_ylabel("cross-entropy (nats)")
     ax.set_title(title or "loss")
     ax.legend()
-    fig.tight_layout()
-    return fig
+    return finish(fig, own)
 
 
-def plot_weight_histograms(params, title=None):
-    """Histograms of every 2-d parameter (C, W1 ... W_out) of a :class:`~sigprop.charmlp.Params`."""
-    plt = _plt()
+def plot_weight_histograms(params, title=None, ax=None):
+    """Histograms of every 2-d parameter (C, W1 ... W_out) of a :class:`~sigprop.charmlp.Params`;
+    drawn on ``ax`` if given. Returns the Figure."""
     arrays = params.arrays()
-    fig, ax = plt.subplots(figsize=(9, 4))
+    fig, axes = subplots(figsize=(9, 4), ax=ax)
+    own, ax = ax is None, axes[0, 0]
     for name in params.model.weight_names():
         w = np.asarray(arrays[name], dtype=float).ravel()
         counts, edges = np.histogram(w, bins=80)
@@ -139,5 +133,4 @@ def plot_weight_histograms(params, title=None):
     ax.set_ylabel("density")
     ax.set_title(title or "weight distributions")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return finish(fig, own)

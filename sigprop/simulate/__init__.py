@@ -5,6 +5,6 @@ random numbers, backward pass, reductions) and ``_layer_template.py`` (compiled 
 activation set from the sympy-printed ``phi``/``dphi``); :mod:`sigprop.simulate.engine`
 is the Python API.
 """
-from .engine import SIM_QUANTITIES, draw_network, run
+from .engine import SIM_QUANTITIES, draw_network, memory_estimate, run
 
-__all__ = ["SIM_QUANTITIES", "draw_network", "run"]
+__all__ = ["SIM_QUANTITIES", "draw_network", "memory_estimate", "run"]

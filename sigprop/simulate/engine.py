@@ -53,20 +53,21 @@ activation compiles for ~10-20 s, later runs load in well under a second.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 
 import numba
 import numpy as np
 
-from .._codegen import cache_dir, load_module
+from .._codegen import cache_dir, load_generated
 from .._jit import prefer_sleeping_threads
+from ..activations import DEFAULT_SATURATION_THRESHOLD
+from ..memory import check_fits
 from ..spec import LayerStats, NetSpec
 from . import kernels as K
-from .progress import Progress
+from ..progress import Progress
 
-__all__ = ["run", "draw_network", "SIM_QUANTITIES", "cache_dir", "load_kernels"]
+__all__ = ["run", "draw_network", "memory_estimate", "SIM_QUANTITIES", "cache_dir", "load_kernels"]
 
 #: Quantities :func:`run` returns, in order.
 SIM_QUANTITIES = ("q", "act_mean", "act_sq", "act_var", "saturated", "dead", "grad_var", "corr", "chi1",
@@ -87,24 +88,10 @@ prefer_sleeping_threads()
 # --- kernels per activation set -------------------------------------------------------------------
 
 
-def _phi_dphi_exprs(act):
-    """``(phi, phi')`` of an activation as sympy expressions, parameters substituted as floats."""
-    import sympy as sp
-    subs = {s: sp.Float(v, 17) for s, v in zip(act.param_symbols, act.param_values)}
-    return act.expr_symbolic.subs(subs), act.derivative_symbolic.subs(subs)
-
-
 def scalar_source(act, name: str) -> str:
-    """Python source of ``name(x) -> (phi(x), phi'(x))``, printed by sympy with common
-    subexpressions shared (``tanh(x)`` is evaluated once), for numba to compile."""
-    import sympy as sp
-    from ..activations import _FullPrecisionPrinter
-    printer = _FullPrecisionPrinter({"fully_qualified_modules": True})
-    repl, (phi, dphi) = sp.cse(list(_phi_dphi_exprs(act)), symbols=sp.numbered_symbols("t_"))
-    lines = [f"# {act.name}: phi(x) = {sp.sstr(act.expr)}", "@numba.njit(**JIT)", f"def {name}(x):"]
-    lines += [f"    {sym} = {printer.doprint(e)}" for sym, e in repl]
-    lines.append(f"    return {printer.doprint(phi)}, {printer.doprint(dphi)}")
-    return "\n".join(lines) + "\n\n"
+    """Python source of ``name(x) -> (phi(x), phi'(x))`` for numba: the activation's own
+    fused source (:meth:`~sigprop.activations.Activation.numba_source_fused`), jitted."""
+    return act.numba_source_fused(name, decorator="@numba.njit(**JIT)") + "\n\n"
 
 
 def vector_function(act):
@@ -128,7 +115,7 @@ def _piecewise_polynomial(act) -> bool:
     """True if phi and phi' use no function but Piecewise / Max / Min / Abs (cheap in numba)."""
     import sympy as sp
     cheap = (sp.Piecewise, sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign)
-    return all(isinstance(f, cheap) for e in _phi_dphi_exprs(act) for f in e.atoms(sp.Function))
+    return all(isinstance(f, cheap) for e in act.numeric_exprs() for f in e.atoms(sp.Function))
 
 
 def kernel_source(activations) -> str:
@@ -150,17 +137,9 @@ def kernel_source(activations) -> str:
 
 
 def load_kernels(activations):
-    """Import (writing it first if needed) the compiled-kernel module for ``activations``.
-
-    The file name hashes the module source, ``kernels.py`` and the numba version, so a
-    change anywhere regenerates it (numba's own cache does not see changes in callees).
-    """
-    import numba
-    source = kernel_source(activations)
-    deps = (Path(__file__).parent / "kernels.py").read_text() + (Path(__file__).parent.parent / "_jit.py").read_text()
-    digest = hashlib.sha1((source + deps + numba.__version__).encode()).hexdigest()[:16]
-    name = f"sigprop_kernels_{digest}"
-    return load_module(name, source)
+    """Import (writing it first if needed) the compiled-kernel module for ``activations``
+    (:func:`sigprop._codegen.load_generated`: a change in ``kernels.py`` makes a new module)."""
+    return load_generated("sigprop_kernels", kernel_source(activations), Path(__file__).parent / "kernels.py")
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -229,17 +208,49 @@ class _Plan:
         self.n_rows = n_inputs
         self.dtype = dtype
         self.proto = np.zeros(0, dtype=dtype)
-        itemsize = dtype.itemsize
-        w_bytes = int(np.sum(self.widths[:-1] * self.widths[1:])) * itemsize
-        d_bytes_per_row = int(np.sum(self.widths[1:])) * itemsize
-        self.store_weights = w_bytes <= MEMORY_BUDGET
-        self.pairs_per_block = max(1, MEMORY_BUDGET // (2 * d_bytes_per_row))
-        if int(self.widths.max()) >= SMALL_WIDTH:
-            self.batch = 1      # one wide network at a time: BLAS threads the GEMMs
-        else:                   # many small networks at a time, as many as fit in the budget
-            per_network = w_bytes + n_inputs * (d_bytes_per_row + 8 * depth * K.N_ROWSTATS
-                                                + 4 * itemsize * int(self.widths.max()))
-            self.batch = int(max(1, min(1024, MEMORY_BUDGET // per_network)))
+        self.store_weights, self.pairs_per_block, self.batch = _schedule(self.widths, n_inputs, dtype.itemsize)
+
+
+def _schedule(widths, n_inputs: int, itemsize: int):
+    """``(store_weights, pairs_per_block, batch)`` for layer widths ``(n_0, ..., n_L)``: weights are
+    kept for the backward pass if they fit in :data:`MEMORY_BUDGET`, inputs go in blocks of pairs
+    whose ``phi'(h)`` fit in it, and small networks go many at a time."""
+    widths = np.asarray(widths, dtype=np.int64)
+    depth = widths.size - 1
+    w_bytes = int(np.sum(widths[:-1] * widths[1:])) * itemsize
+    d_bytes_per_row = int(np.sum(widths[1:])) * itemsize
+    store_weights = w_bytes <= MEMORY_BUDGET
+    pairs_per_block = max(1, MEMORY_BUDGET // (2 * d_bytes_per_row))
+    if int(widths.max()) >= SMALL_WIDTH:
+        batch = 1               # one wide network at a time: BLAS threads the GEMMs
+    else:                       # many small networks at a time, as many as fit in the budget
+        per_network = w_bytes + n_inputs * (d_bytes_per_row + 8 * depth * K.N_ROWSTATS
+                                            + 4 * itemsize * int(widths.max()))
+        batch = int(max(1, min(1024, MEMORY_BUDGET // per_network)))
+    return store_weights, pairs_per_block, batch
+
+
+def memory_estimate(spec: NetSpec, n_networks: int, n_inputs: int, dtype=np.float64) -> int:
+    """Bytes :func:`run` allocates at its peak for these arguments (what :class:`_Workspace`,
+    the weights and the per-input statistics take), without allocating them.
+
+    Examples
+    --------
+    >>> from sigprop import NetSpec
+    >>> memory_estimate(NetSpec.uniform(depth=2, width=10 ** 9), 2, 2) > 10 ** 18
+    True
+    """
+    itemsize = np.dtype(dtype).itemsize
+    widths = np.array((spec.input_dim,) + spec.widths, dtype=np.int64)
+    depth = spec.depth
+    store_weights, pairs_per_block, batch = _schedule(widths, n_inputs, itemsize)
+    n_net = min(batch, n_networks)
+    n_block = min(n_inputs, 2 * pairs_per_block + 1)
+    n_max, n_hidden = int(widths.max()), int(widths[1:].sum())
+    weights = int(np.sum(widths[:-1] * widths[1:])) if store_weights else int(np.max(widths[:-1] * widths[1:]))
+    elements = n_net * (n_block * (5 * n_max + n_hidden + int(widths[0])) + weights + n_hidden)
+    stats = 8 * n_net * depth * (n_inputs + n_block) * K.N_ROWSTATS
+    return int(elements * itemsize + stats + min(_CHUNK_VALUES, 8 * n_networks * depth * K.N_VALUES))
 
 
 def draw_network(spec: NetSpec, seed: int, index: int, n_inputs: int, c0: float = 0.5, dtype=np.float64) -> dict:
@@ -249,8 +260,8 @@ def draw_network(spec: NetSpec, seed: int, index: int, n_inputs: int, c0: float 
     (n_l,) arrays), ``inputs`` (n_inputs, n_0) and ``output_grad`` (n_inputs, n_L): what an
     independent implementation needs to reproduce the engine's numbers (the tests' oracle).
 
-    Example
-    -------
+    Examples
+    --------
     >>> from sigprop import NetSpec
     >>> net = draw_network(NetSpec.uniform(depth=2, width=8, activation="relu"), seed=0, index=3, n_inputs=4)
     >>> [w.shape for w in net["weights"]], net["inputs"].shape
@@ -494,7 +505,11 @@ def _finish(moments: _Moments, plan: _Plan):
 
 
 # --- the API ----------------------------------------------------------------------------------------
-def run(spec, n_networks, n_inputs, seed, dtype=np.float64, c0=0.5, threshold=0.97, progress=False,
+def _widths_text(widths) -> str:
+    return f"{widths[0]} x {len(widths)}" if len(set(widths)) == 1 else ", ".join(map(str, widths))
+
+
+def run(spec, n_networks, n_inputs, seed, dtype=np.float64, c0=0.5, threshold=DEFAULT_SATURATION_THRESHOLD, progress=False,
         _batch=None) -> LayerStats:
     """Measure per-layer statistics over ``n_networks`` random networks drawn from ``spec``.
 
@@ -525,8 +540,8 @@ def run(spec, n_networks, n_inputs, seed, dtype=np.float64, c0=0.5, threshold=0.
         (see the module docstring for the estimators). Overflow and vanishing show as
         inf / nan / 0 values (see :meth:`LayerStats.flags`), never as an error.
 
-    Example
-    -------
+    Examples
+    --------
     >>> from sigprop import NetSpec
     >>> from sigprop.simulate import run
     >>> spec = NetSpec.uniform(depth=3, width=32, activation="relu", init="kaiming")
@@ -538,6 +553,9 @@ def run(spec, n_networks, n_inputs, seed, dtype=np.float64, c0=0.5, threshold=0.
     """
     spec, n_networks, n_inputs, seed, dtype, c0, threshold = _check_args(
         spec, n_networks, n_inputs, seed, dtype, c0, threshold)
+    check_fits(memory_estimate(spec, n_networks, n_inputs, dtype),
+               f"simulating {n_networks} networks of widths {spec.input_dim}, {_widths_text(spec.widths)} "
+               f"with {n_inputs} inputs")
     plan = _Plan(spec, n_inputs, dtype, c0, threshold)
     batch = plan.batch if _batch is None else int(_batch)
     depth = plan.depth

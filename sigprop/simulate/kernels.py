@@ -69,16 +69,10 @@ _PHILOX_W0 = np.uint64(0x9E3779B9)
 _PHILOX_W1 = np.uint64(0xBB67AE85)
 
 
-@numba.njit(**JIT)
-def philox4x32(c0, c1, c2, c3, k0, k1):
-    """Philox4x32-10 block: four 32-bit counter words and two key words (as uint64 < 2^32)
-    -> four 32-bit random words (as uint64)."""
-    c0 = np.uint64(c0)
-    c1 = np.uint64(c1)
-    c2 = np.uint64(c2)
-    c3 = np.uint64(c3)
-    k0 = np.uint64(k0)
-    k1 = np.uint64(k1)
+@numba.njit(inline="always", **JIT)
+def _philox_rounds(c0, c1, c2, c3, k0, k1):
+    """The ten rounds of Philox4x32-10 on uint64 words < 2^32 (the one place they are written;
+    inlined, branch-free, so that LLVM vectorises the loop of :func:`philox_words`)."""
     for r in range(10):
         if r > 0:
             # key schedule: k <- k + (golden ratio, sqrt(3) - 1) Weyl increments, mod 2^32
@@ -87,12 +81,15 @@ def philox4x32(c0, c1, c2, c3, k0, k1):
         # one round: two 32x32 -> 64-bit products, hi/lo halves mixed with the other words
         p0 = _PHILOX_M0 * c0
         p1 = _PHILOX_M1 * c2
-        hi0 = p0 >> _S32
-        lo0 = p0 & _U32
-        hi1 = p1 >> _S32
-        lo1 = p1 & _U32
-        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+        c0, c1, c2, c3 = (p1 >> _S32) ^ c1 ^ k0, p1 & _U32, (p0 >> _S32) ^ c3 ^ k1, p0 & _U32
     return c0, c1, c2, c3
+
+
+@numba.njit(**JIT)
+def philox4x32(c0, c1, c2, c3, k0, k1):
+    """Philox4x32-10 block: four 32-bit counter words and two key words (as uint64 < 2^32)
+    -> four 32-bit random words (as uint64)."""
+    return _philox_rounds(np.uint64(c0), np.uint64(c1), np.uint64(c2), np.uint64(c3), np.uint64(k0), np.uint64(k1))
 
 
 # --- ziggurat table (256 layers), from its defining equations ---------------------------------
@@ -184,26 +181,16 @@ def _ziggurat(u, k0, k1, tag, layer, p, slot):
 def philox_words(words, k0, k1, tag, layer, p0):
     """``words[2m], words[2m + 1]``: the two 64-bit words of the block with pair index p0 + m.
 
-    The same arithmetic as :func:`philox4x32` written branch-free over an array, so that
-    LLVM vectorises it (about 1 ns per word instead of 4-5).
+    The rounds of :func:`philox4x32` (:func:`_philox_rounds`, inlined) over an array, so that
+    LLVM vectorises them (about 1 ns per word instead of 4-5).
     """
     c2 = np.uint64(layer)
     c3 = np.uint64(tag)
+    a0 = np.uint64(k0)
+    a1 = np.uint64(k1)
     for m in range(words.shape[0] // 2):
         p = np.uint64(p0) + np.uint64(m)
-        x0 = p & _U32
-        x1 = p >> _S32
-        x2 = c2
-        x3 = c3
-        a0 = np.uint64(k0)
-        a1 = np.uint64(k1)
-        for r in range(10):
-            if r > 0:
-                a0 = (a0 + _PHILOX_W0) & _U32
-                a1 = (a1 + _PHILOX_W1) & _U32
-            p0_ = _PHILOX_M0 * x0
-            p1_ = _PHILOX_M1 * x2
-            x0, x1, x2, x3 = (p1_ >> _S32) ^ x1 ^ a0, p1_ & _U32, (p0_ >> _S32) ^ x3 ^ a1, p0_ & _U32
+        x0, x1, x2, x3 = _philox_rounds(p & _U32, p >> _S32, c2, c3, a0, a1)
         words[2 * m] = x0 | (x1 << _S32)
         words[2 * m + 1] = x2 | (x3 << _S32)
 

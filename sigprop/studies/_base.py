@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import importlib
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._io import atomic_write_text
+from .._io import atomic_write_text, dumps_json
 
 #: Study name -> module in this package, in report order.
 STUDIES = {
@@ -24,6 +23,16 @@ def get_study(name: str):
     if name not in STUDIES:
         raise ValueError(f"unknown study {name!r}; known: {', '.join(STUDIES)}")
     return importlib.import_module(f"sigprop.studies.{STUDIES[name]}")
+
+
+def option(name: str, value, default, lo: int = 1) -> int:
+    """A study's size option: ``default`` when not given (None); otherwise an integer >= ``lo``
+    (0 means 0, and is refused where it makes no sense, never read as "the default")."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        raise ValueError(f"--{name.replace('_', '-')} must be an integer >= {lo}, got {value!r}")
+    return value
 
 
 @dataclass
@@ -69,7 +78,7 @@ class StudyResult:
         d = {"name": self.name, "title": self.title, "source": self.source, "summary": self.summary,
              "figures": [str(Path(f).name) for f in self.figures], "tables": [t.to_dict() for t in self.tables],
              "numbers": self.numbers, "config": self.config, "seconds": round(self.seconds, 2)}
-        atomic_write_text(out / "result.json", json.dumps(d, indent=1, default=float))
+        atomic_write_text(out / "result.json", dumps_json(d, indent=1, default=float))
         md = [f"# {self.title}", "", f"Source: {self.source}", "", self.summary, ""]
         for t in self.tables:
             md += [t.to_markdown(), ""]

@@ -1,12 +1,12 @@
 """makemore-init: the makemore part-3 sequence of init fixes, trained to the end, with the step-0 loss theory."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 
-from .._io import atomic_write_text
-from ._base import StudyResult, Table, Timer, save_figure
+from ..commands._common import positive_int
+from ..runfolder import prepare
+from ._base import StudyResult, Table, Timer, option, save_figure
 
 TITLE = "makemore part 3: initial loss, init fixes and BatchNorm"
 SOURCE = ("makemore part 3 character MLP (block 3, embedding 10, hidden 200, batch 32, 200k steps, lr 0.1 then "
@@ -26,7 +26,7 @@ VARIANTS = [
 
 
 def add_arguments(p):
-    p.add_argument("--steps", type=int, default=None, help="steps per variant (default 200000; quick 4000)")
+    p.add_argument("--steps", type=positive_int, default=None, help="steps per variant (default 200000; quick 4000)")
 
 
 def predicted_initial_loss(config, words=None):
@@ -54,17 +54,17 @@ def predicted_initial_loss(config, words=None):
     return float(expected_initial_loss(27, np.sqrt(s2))), float(np.sqrt(s2))
 
 
-def run(out, quick=False, seed=0, steps=None) -> StudyResult:
+def run(out, quick=False, seed=0, steps=None, overwrite=False) -> StudyResult:
     from ..charmlp import TrainConfig, train
     from ..plots.training import plot_activation_histograms
     from ..symbolic.crossentropy import chance_loss
 
-    steps = steps or (4000 if quick else 200_000)
+    steps = option("steps", steps, 4000 if quick else 200_000)
     base = dict(layers=1, width=200, n_embd=10, block_size=3, activation="tanh", steps=steps, batch_size=32,
                 lr=0.1, lr_decayed=0.01, seed=seed, diag_every=max(100, steps // 50), checkpoint_every=0)
     config = {"study": "makemore-init", "quick": quick, "seed": seed, "base": base,
               "variants": {lab: ov for lab, ov in VARIANTS}}
-    atomic_write_text(out / "config.json", json.dumps(config, indent=1))
+    prepare(out, config, overwrite=overwrite)
     ln27 = float(chance_loss().numeric(27))
     rows, curves, figs, numbers = [], {}, [], {}
     import matplotlib.pyplot as plt

@@ -1,12 +1,12 @@
 """Phase diagram: the (sigma_w, sigma_b) order/chaos diagram for tanh, theory heat map with Monte Carlo points."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
-from .._io import atomic_write_text
-from ._base import StudyResult, Table, Timer, save_figure
+from .._io import atomic_write_npz
+from ..commands._common import int_at_least, positive_int
+from ..runfolder import prepare
+from ._base import StudyResult, Table, Timer, option, save_figure
 
 TITLE = "Order-to-chaos phase diagram (tanh)"
 SOURCE = ("mean-field signal propagation (Poole et al. 2016, Schoenholz et al. 2017): the chi_1 = 1 edge of chaos "
@@ -15,26 +15,29 @@ SOURCE = ("mean-field signal propagation (Poole et al. 2016, Schoenholz et al. 2
 
 def add_arguments(p):
     p.add_argument("--activation", default="tanh", help="activation (default tanh)")
-    p.add_argument("--grid", type=int, default=None, help="grid points per axis (default 200; quick 120)")
-    p.add_argument("--depth", type=int, default=None, help="depth of the correlation map (default 50; quick 30)")
-    p.add_argument("--width", type=int, default=None, help="Monte Carlo width (default 512; quick 256)")
-    p.add_argument("--networks", type=int, default=None, help="Monte Carlo networks per point (default 32; quick 12)")
+    p.add_argument("--grid", type=int_at_least(4), default=None, help="grid points per axis (default 200; quick 120)")
+    p.add_argument("--depth", type=positive_int, default=None, help="depth of the correlation map (default 50; quick 30)")
+    p.add_argument("--width", type=positive_int, default=None, help="Monte Carlo width (default 512; quick 256)")
+    p.add_argument("--networks", type=int_at_least(2), default=None, help="Monte Carlo networks per point (default 32; quick 12)")
 
 
-def run(out, quick=False, seed=0, activation="tanh", grid=None, depth=None, width=None, networks=None) -> StudyResult:
+def run(out, quick=False, seed=0, activation="tanh", grid=None, depth=None, width=None, networks=None,
+        overwrite=False) -> StudyResult:
     from .. import theory
+    from ..activations import get_activation
     from ..plots.phase import plot_phase_diagram
     from ..simulate import run as simulate
     from ..spec import NetSpec
 
-    grid = grid or (120 if quick else 200)
-    depth = depth or (30 if quick else 50)
-    width = width or (256 if quick else 512)
-    networks = networks or (12 if quick else 32)
+    grid = option("grid", grid, 120 if quick else 200, lo=4)
+    depth = option("depth", depth, 30 if quick else 50)
+    width = option("width", width, 256 if quick else 512)
+    networks = option("networks", networks, 12 if quick else 32, lo=2)
+    get_activation(activation)
     config = dict(study="phase-diagram", activation=activation, grid=grid, depth=depth, width=width,
                   networks=networks, seed=seed, quick=quick, c0=0.5, q0=1.0,
                   sigma_w=[0.5, 4.0], sigma_b=[0.0, 1.0])
-    atomic_write_text(out / "config.json", json.dumps(config, indent=1))
+    prepare(out, config, overwrite=overwrite)
     with Timer() as t:
         sw = np.linspace(0.5, 4.0, grid)
         sb = np.linspace(0.0, 1.0, grid)
@@ -60,8 +63,8 @@ def run(out, quick=False, seed=0, activation="tanh", grid=None, depth=None, widt
                              float(c_th), float(c_ms), float(c_se), float(z)])
         fig = plot_phase_diagram(pd, edge_sigma_w=edge, points=points)
         figs = [save_figure(fig, out, "phase_diagram")]
-        np.savez(out / "phase_diagram.npz", **{k: np.asarray(v) for k, v in pd.__dict__.items()
-                                               if isinstance(v, np.ndarray)})
+        atomic_write_npz(out / "phase_diagram.npz", **{k: np.asarray(v) for k, v in pd.__dict__.items()
+                                                       if isinstance(v, np.ndarray)})
     table = Table(["sigma_w", "sigma_b", "phase", "chi1 theory", "chi1 measured", "se",
                    f"c_{depth} theory", f"c_{depth} measured", "se", "z"], rows,
                   caption=f"Monte Carlo points: {networks} networks of width {width}, depth {depth}, c0 = 0.5; "

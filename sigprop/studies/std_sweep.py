@@ -1,13 +1,15 @@
 """std-sweep (arXiv 2510.09423): a logarithmic sweep of the initial weight std of compact ReLU MLPs."""
 from __future__ import annotations
 
-import json
+import argparse
 import math
 
 import numpy as np
 
-from .._io import atomic_write_text
-from ._base import StudyResult, Table, Timer, save_figure
+from ..commands._common import positive_int
+from ..runfolder import prepare
+from ..sweep import check_scheduler
+from ._base import StudyResult, Table, Timer, option, save_figure
 
 TITLE = "Weight-std sweep of compact ReLU MLPs: vanishing, stable, exploding"
 SOURCE = ("Han 2025, arXiv 2510.09423: a log sweep of the initial std of compact ReLU MLPs maps vanishing / "
@@ -16,10 +18,12 @@ SOURCE = ("Han 2025, arXiv 2510.09423: a log sweep of the initial std of compact
 
 
 def add_arguments(p):
-    p.add_argument("--steps", type=int, default=None, help="training steps per std (default 20000; quick 3000)")
-    p.add_argument("--width", type=int, default=64, help="hidden width of the ReLU MLP (default 64)")
-    p.add_argument("--layers", type=int, default=3, help="hidden layers of the ReLU MLP (default 3)")
-    p.add_argument("--workers", type=int, default=1, help="processes for the training sweep (default 1)")
+    p.add_argument("--steps", type=positive_int, default=None, help="training steps per std (default 20000; quick 3000)")
+    p.add_argument("--width", type=positive_int, default=64, help="hidden width of the ReLU MLP (default 64)")
+    p.add_argument("--depth", dest="layers", type=positive_int, default=3,
+                   help="hidden layers of the ReLU MLP (default 3)")
+    p.add_argument("--layers", dest="layers", type=positive_int, help=argparse.SUPPRESS)   # the old spelling
+    p.add_argument("--workers", type=positive_int, default=1, help="processes for the training sweep (default 1)")
     p.add_argument("--scheduler", default=None, help="dask.distributed scheduler address for the training sweep")
 
 
@@ -48,7 +52,8 @@ def _regime(ratio: float, depth: int) -> str:
     return "vanishing" if total < -2 else ("exploding" if total > 2 else "stable")
 
 
-def run(out, quick=False, seed=0, steps=None, width=64, layers=3, workers=1, scheduler=None) -> StudyResult:
+def run(out, quick=False, seed=0, steps=None, width=64, layers=3, workers=1, scheduler=None,
+        overwrite=False) -> StudyResult:
     import matplotlib.pyplot as plt
 
     from .. import theory
@@ -56,13 +61,17 @@ def run(out, quick=False, seed=0, steps=None, width=64, layers=3, workers=1, sch
     from ..spec import NetSpec
     from ..sweep import run_sweep
 
-    steps = steps or (3000 if quick else 20000)
+    steps = option("steps", steps, 3000 if quick else 20000)
+    width, layers = option("width", width, 64), option("layers", layers, 3)
+    workers = option("workers", workers, 1)
+    if scheduler is not None:
+        check_scheduler(scheduler)
     stds = np.logspace(-4, 1, 11 if quick else 21)
     input_dim = 30  # block 3 x embedding 10 of the character MLP
     config = {"study": "std-sweep", "quick": quick, "seed": seed, "steps": steps, "width": width, "layers": layers,
               "stds": stds.tolist(), "input_dim": input_dim, "input_var": 1.0, "activation": "relu",
               "seeds_for_init_comparison": [seed, seed + 1, seed + 2]}
-    atomic_write_text(out / "config.json", json.dumps(config, indent=1))
+    prepare(out, config, overwrite=overwrite)
     figs = []
     with Timer() as t:
         # (a) signal at init: theory for a fine grid, Monte Carlo at the sweep points

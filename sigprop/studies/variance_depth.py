@@ -1,13 +1,13 @@
 """variance-depth (Xavier / He source): activation and gradient variance vs depth for several init scales."""
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 
-from .._io import atomic_write_text
-from ._base import StudyResult, Table, Timer, save_figure
+from ..commands._common import int_at_least, positive_int
+from ..runfolder import prepare
+from ._base import StudyResult, Table, Timer, option, save_figure
 
 TITLE = "Variance vs depth: Xavier, He/Kaiming and plain scales in 20-layer stacks"
 SOURCE = ("Xavier/Glorot and He/Kaiming: Var(y) = n_in Var(W) Var(x), so Var(W) = 1/n_in (linear/tanh) and "
@@ -20,9 +20,9 @@ SCHEMES = [("xavier", "xavier_normal"), ("kaiming", "kaiming_normal"), ("orthogo
 
 
 def add_arguments(p):
-    p.add_argument("--depth", type=int, default=20, help="layers (default 20)")
-    p.add_argument("--width", type=int, default=512, help="width (default 512)")
-    p.add_argument("--networks", type=int, default=None, help="networks per case (default 32; quick 8)")
+    p.add_argument("--depth", type=positive_int, default=20, help="layers (default 20)")
+    p.add_argument("--width", type=positive_int, default=512, help="width (default 512)")
+    p.add_argument("--networks", type=int_at_least(2), default=None, help="networks per case (default 32; quick 8)")
 
 
 def _spec(activation, init, depth, width):
@@ -34,19 +34,20 @@ def _spec(activation, init, depth, width):
     return NetSpec.from_init(init, widths=[width] * depth, input_dim=width, activation=activation)
 
 
-def run(out, quick=False, seed=0, depth=20, width=512, networks=None) -> StudyResult:
+def run(out, quick=False, seed=0, depth=20, width=512, networks=None, overwrite=False) -> StudyResult:
     from .. import theory
     from ..compare import compare
     from ..plots.layers import plot_layers
     from ..simulate import run as simulate
 
-    networks = networks or (16 if quick else 32)
+    depth, width = option("depth", depth, 20), option("width", width, 512)
+    networks = option("networks", networks, 16 if quick else 32, lo=2)
     n_inputs = 16 if quick else 32
     cases = SCALES + SCHEMES
     config = {"study": "variance-depth", "quick": quick, "seed": seed, "depth": depth, "width": width,
               "networks": networks, "inputs": n_inputs, "activations": ["relu", "tanh"],
               "cases": {lab: init for lab, init in cases}}
-    atomic_write_text(out / "config.json", json.dumps(config, indent=1))
+    prepare(out, config, overwrite=overwrite)
     rows, figs, worst, breaks, threshold = [], [], 0.0, [], float("nan")
     with Timer() as t:
         for a, act in enumerate(("relu", "tanh")):

@@ -50,8 +50,8 @@ def numeric_function(symbols, expr, modules=("scipy", "numpy")) -> Callable:
     returns float64, and silences numpy's overflow warnings (an exploding
     regime is a result: ``inf`` is returned, not raised).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import sympy as sp
     >>> q = sp.Symbol("q")
     >>> f = numeric_function((q,), sp.Rational(1, 2))

@@ -9,8 +9,8 @@ target ``y`` is ``L = log sum_j exp(l_j) - l_y``. Its expectation
 * is computed for any ``s`` by :func:`expected_initial_loss` from an exact
   one-dimensional representation (below).
 
-Example
--------
+Examples
+--------
 >>> from sigprop.symbolic.crossentropy import chance_loss, expected_initial_loss
 >>> float(chance_loss().numeric(27))
 3.295836866004329
@@ -35,8 +35,8 @@ s = sp.Symbol("s", nonnegative=True)
 def chance_loss() -> Derivation:
     """``ln V``: the cross-entropy of a uniform prediction over ``V`` classes; ``numeric(V)``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> chance_loss().expr
     log(V)
     """
@@ -80,8 +80,8 @@ def initial_loss_series(order: int = 4) -> Derivation:
     moments ``mu_k = (1/V) sum_j z_j^k``; the log is expanded in ``s`` by sympy and
     the expectation of each product of ``mu``'s is exact (set partitions of indices).
 
-    Example
-    -------
+    Examples
+    --------
     >>> d = initial_loss_series(2)
     >>> sp.simplify(d.expr - (sp.log(V) + s**2 * (V - 1) / (2 * V)))
     0
@@ -202,8 +202,8 @@ def expected_initial_loss(V, s):
     float or numpy.ndarray
         ``E[L]`` in nats, the shape of ``s``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> round(float(expected_initial_loss(2, 1.0)), 6)     # 2-D quadrature: 0.902661907720
     0.902662
     """

@@ -12,8 +12,8 @@ pre-activations produces unit-variance pre-activations (see
   tanh-sinh quadrature at 25 digits (scipy's adaptive quadrature as a fallback
   for expressions mpmath cannot evaluate); ``.expr`` is then a sympy Float.
 
-Example
--------
+Examples
+--------
 >>> from sigprop.symbolic.gains import variance_preserving_gain
 >>> variance_preserving_gain("relu").expr
 sqrt(2)
@@ -59,8 +59,8 @@ def selu_constants() -> dict:
     dict
         ``{"lambda": sympy.Float, "alpha": sympy.Float}`` with 30 significant digits.
 
-    Example
-    -------
+    Examples
+    --------
     >>> k = selu_constants()
     >>> float(k["lambda"]), float(k["alpha"])
     (1.0507009873554805, 1.6732632423543772)
@@ -105,8 +105,8 @@ def gaussian_second_moment_numeric(expr, dps: int = 25):
     ``expr`` is a sympy expression in :data:`sigprop.activations.x`. Returns an
     ``mpmath.mpf``, or None if mpmath cannot evaluate the expression.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import sympy as sp
     >>> from sigprop.activations import x
     >>> float(gaussian_second_moment_numeric(x**2))   # E[z^4] = 3
@@ -147,8 +147,8 @@ def variance_preserving_gain(activation) -> Derivation:
         ``expr`` exact where a closed form exists (``sqrt(2)`` for ReLU), else a
         sympy Float; ``value`` the float gain; ``note`` says how it was obtained.
 
-    Example
-    -------
+    Examples
+    --------
     >>> variance_preserving_gain("leaky_relu(a=0.2)").expr     # sqrt(2 / (1 + 0.2^2))
     5*sqrt(13)/13
     """
@@ -218,14 +218,16 @@ def gain_table() -> list[dict]:
         One row per activation with keys ``activation``, ``m2`` (``E[phi(z)^2]``,
         sympy), ``gain`` (derived, sympy: symbolic in ``a`` for leaky ReLU),
         ``value`` (float, None when symbolic), ``pytorch`` (sympy or None when
-        PyTorch uses the derived value), ``note``.
+        PyTorch uses the derived value), ``in_pytorch`` (False where PyTorch's
+        ``calculate_gain`` has no value: it raises), ``note``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> rows = {r["activation"]: r for r in gain_table()}
     >>> rows["relu"]["gain"], rows["tanh"]["pytorch"]
     (sqrt(2), 5/3)
     """
+    from ..init import PYTORCH_NONLINEARITIES
     from .kernels import symbolic_moments
     rows = []
     for name in ("linear", "relu", "leaky_relu", "tanh", "selu", "sigmoid", "erf", "gelu", "swish", "softplus"):
@@ -233,7 +235,7 @@ def gain_table() -> list[dict]:
         if name == "leaky_relu":
             m2 = symbolic_moments(act)["m2"].subs(sp.Symbol("q", positive=True), 1)
             gain = sp.sqrt(sp.factor(1 / m2))
-            rows.append(dict(activation="leaky_relu(a)", m2=m2, gain=gain, value=None, pytorch=None,
+            rows.append(dict(activation="leaky_relu(a)", m2=m2, gain=gain, value=None, pytorch=None, in_pytorch=True,
                              note="closed form (sympy); PyTorch uses the same formula"))
             continue
         d = variance_preserving_gain(act)
@@ -242,5 +244,6 @@ def gain_table() -> list[dict]:
         pytorch = None if conv is None else sp.nsimplify(conv, rational=True)
         if pytorch is not None and d.expr.is_number and sp.simplify(pytorch - d.expr) == 0:
             pytorch = None
-        rows.append(dict(activation=name, m2=m2, gain=d.expr, value=d.value, pytorch=pytorch, note=d.note))
+        rows.append(dict(activation=name, m2=m2, gain=d.expr, value=d.value, pytorch=pytorch,
+                         in_pytorch=name in PYTORCH_NONLINEARITIES, note=d.note))
     return rows

@@ -19,8 +19,8 @@ Where the integral has a closed form this module derives it:
 Activations without a closed form (tanh, GELU, softplus, ...) get ``None`` here;
 the numeric theory integrates those by Gauss-Hermite quadrature.
 
-Example
--------
+Examples
+--------
 >>> from sigprop.symbolic.kernels import gaussian_moments, relu_kernel
 >>> gm = gaussian_moments("relu")
 >>> gm.m2.expr
@@ -137,8 +137,8 @@ def gaussian_expectation(f, variance=q):
         The closed form, or None when ``f`` is outside the class sympy integrates
         quickly (no attempt is made, so this never hangs).
 
-    Example
-    -------
+    Examples
+    --------
     >>> from sigprop.activations import x
     >>> gaussian_expectation(x**2)
     q
@@ -258,8 +258,8 @@ def gaussian_moments(activation) -> GaussianMoments | None:
     GaussianMoments or None
         None for activations without a closed form (tanh, GELU, ...).
 
-    Example
-    -------
+    Examples
+    --------
     >>> gm = gaussian_moments("leaky_relu(a=0.2)")
     >>> gm.m2.expr
     13*q/25
@@ -341,8 +341,8 @@ def relu_kernel() -> Derivation:
     ``(u1, u2)`` centred bivariate normal with variances ``q1, q2`` and correlation ``c``;
     ``numeric(q1, q2, c)`` (c clipped to [-1, 1]).
 
-    Example
-    -------
+    Examples
+    --------
     >>> k = relu_kernel()
     >>> round(float(k.numeric(2.0, 2.0, 1.0)), 12)     # c = 1: E[relu(u)^2] = q/2
     1.0
@@ -371,8 +371,8 @@ def relu_kernel() -> Derivation:
 def relu_derivative_kernel() -> Derivation:
     """``E[relu'(u1) relu'(u2)] = P(u1 > 0, u2 > 0) = (pi - arccos c)/(2 pi)``; ``numeric(c)``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> float(relu_derivative_kernel().numeric(0.0))
     0.25
     """
@@ -388,8 +388,8 @@ def leaky_relu_kernel() -> Derivation:
     """``E[l(u1) l(u2)]`` for leaky ReLU ``l(u) = relu(u) - a relu(-u)``:
     ``(1 + a^2) K(c) - 2 a K(-c)`` with ``K`` the arc-cosine kernel; ``numeric(q1, q2, c, a)``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> round(float(leaky_relu_kernel().numeric(1.0, 1.0, 0.3, 1.0)), 12)   # a = 1 is linear: q12
     0.3
     """
@@ -412,8 +412,8 @@ def leaky_relu_derivative_kernel() -> Derivation:
     """``E[l'(u1) l'(u2)] = (1 + a^2) P(c) + 2 a P(-c)``, ``P(c) = (pi - arccos c)/(2 pi)``;
     ``numeric(c, a)``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> float(leaky_relu_derivative_kernel().numeric(0.7, 1.0))   # a = 1 is linear: 1
     1.0
     """
@@ -468,8 +468,8 @@ def erf_kernel() -> Derivation:
     """``E[erf(u1) erf(u2)] = (2/pi) asin(2 s12 / sqrt((1 + 2 s11)(1 + 2 s22)))``;
     ``numeric(s11, s22, s12)`` with ``s`` the covariance entries.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import math
     >>> v = float(erf_kernel().numeric(1.0, 1.0, 1.0))
     >>> abs(v - 2 / math.pi * math.asin(2 / 3)) < 1e-15
@@ -494,8 +494,8 @@ def erf_kernel() -> Derivation:
 def erf_derivative_kernel() -> Derivation:
     """``E[erf'(u1) erf'(u2)] = (4/pi) / sqrt((1 + 2 s11)(1 + 2 s22) - 4 s12^2)``; ``numeric(s11, s22, s12)``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import math
     >>> abs(float(erf_derivative_kernel().numeric(0.0, 0.0, 0.0)) - 4 / math.pi) < 1e-15
     True
@@ -524,8 +524,8 @@ class GaussianKernels:
 def gaussian_kernels(activation) -> GaussianKernels | None:
     """Closed-form kernels in ``(q1, q2, c)`` for linear, ReLU, leaky ReLU and erf; None otherwise.
 
-    Example
-    -------
+    Examples
+    --------
     >>> gk = gaussian_kernels("relu")
     >>> float(gk.dphi.numeric(1.0, 1.0, 1.0))
     0.5

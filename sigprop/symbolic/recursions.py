@@ -14,8 +14,8 @@ Results (mean-field units: ``Var(W) = sigma_w^2 / n_in``, ``Var(b) = sigma_b^2``
 * :func:`chi1`              ``chi_1 = sigma_w^2 E[phi'(u)^2]``
 * :func:`xavier_compromise`, :func:`he_modes`, :func:`relu_depth_scaling`
 
-Example
--------
+Examples
+--------
 >>> from sigprop.symbolic.recursions import forward_variance
 >>> d = forward_variance()
 >>> d.expr
@@ -61,8 +61,8 @@ def expectation(expr, groups):
         Each group of mutually dependent random symbols with its joint moment
         function ``moment(exponents) -> sympy.Expr``; different groups are independent.
 
-    Example
-    -------
+    Examples
+    --------
     >>> W, X = sp.symbols("W X")
     >>> expectation((W * X)**2 + W, [((W,), zero_mean(sp.Symbol("v"))), ((X,), moments(0, sp.Symbol("s")))])
     s*v
@@ -137,8 +137,8 @@ def forward_variance() -> Derivation:
     independent of the inputs ``h`` and of the bias ``b`` (mean 0, variance
     ``Var(b)``). ``numeric(n_in, var_w, m2, var_b)``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> float(forward_variance().numeric(100, 0.01, 1.0, 0.0))   # Var(W) = 1/n_in keeps Var(x) = 1
     1.0
     """
@@ -188,8 +188,8 @@ def backward_variance() -> Derivation:
     the weights used by backprop are independent of ``phi'(h_l)`` and of the
     incoming gradients, which are zero-mean.
 
-    Example
-    -------
+    Examples
+    --------
     >>> float(backward_variance().numeric(200, 2 / 100, 0.5, 1.0))   # fan_in init, n_out/n_in = 2
     2.0
     """
@@ -235,8 +235,8 @@ def covariance_map() -> Derivation:
 
     With ``a = b`` it is the q-map ``q' = sigma_w^2 E[phi(u)^2] + sigma_b^2``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> float(covariance_map().numeric(2.0, 0.25, 0.1))
     0.6
     """
@@ -281,8 +281,8 @@ def chi1() -> Derivation:
     """``chi_1 = sigma_w^2 E[phi'(u)^2]``: the mean squared singular value of the layer Jacobian,
     and the slope of the correlation map at ``c = 1``; ``numeric(sigma_w2, dphi2)``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> float(chi1().numeric(2.0, 0.5))    # ReLU at Kaiming: exactly critical
     1.0
     """
@@ -324,8 +324,8 @@ def xavier_compromise() -> Derivation:
     ``n_in = n_out``; averaging the two conditions gives the compromise, the
     harmonic mean of ``1/n_in`` and ``1/n_out``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> float(xavier_compromise().numeric(100, 300))
     0.005
     """
@@ -371,8 +371,8 @@ def he_modes() -> dict:
         is ``Var(W)``, and its steps give the per-layer factor it costs the other
         direction (``n_out/n_in`` for fan_in, ``n_in/n_out`` for fan_out).
 
-    Example
-    -------
+    Examples
+    --------
     >>> modes = he_modes()
     >>> float(modes["fan_in"].numeric(256, 512)), float(modes["fan_out"].numeric(256, 512))
     (0.0078125, 0.00390625)
@@ -426,8 +426,8 @@ def relu_depth_scaling() -> Derivation:
     Kaiming (``sigma_w^2 = 2``) holds the variance; ``sigma_w = 0.3 sqrt(2)`` and
     ``3 sqrt(2)`` (scale 0.3 and 3 times Kaiming) shrink / grow it by ``0.09`` / ``9`` per layer.
 
-    Example
-    -------
+    Examples
+    --------
     >>> float(relu_depth_scaling().numeric(2 * 0.3**2, 20, 1.0))   # doctest: +ELLIPSIS
     1.21576...e-21
     """

@@ -5,8 +5,8 @@ with fixed formats, formulas printed by ``sympy.latex``. :func:`render_all`
 returns ``{file name: text}``; :func:`write` puts them in a folder and
 :func:`stale` lists the files of a folder that differ from a fresh rendering.
 
-Example
--------
+Examples
+--------
 >>> from sigprop.symbolic.recursions import forward_variance
 >>> print(latex(forward_variance().expr))
 E[\\phi(h)^2] n_{\\mathrm{in}} \\mathrm{Var}(W) + \\mathrm{Var}(b)
@@ -112,15 +112,17 @@ def _gains_doc() -> str:
     for r in gain_table():
         exact = f"${latex(r['gain'])}$" if not r["gain"].is_Float else "numeric"
         value = _num(r["value"], 12) if r["value"] is not None else "symbolic"
-        pt = "same" if r["pytorch"] is None else f"${latex(r['pytorch'])}$ = {_num(r['pytorch'], 12)}"
+        pt = ("not in PyTorch" if not r["in_pytorch"] else "same" if r["pytorch"] is None
+              else f"${latex(r['pytorch'])}$ = {_num(r['pytorch'], 12)}")
         rows.append((f"`{r['activation']}`", exact, value, pt))
     parts = [HEADER, "# Variance-preserving gains\n",
              "With $\\mathrm{Var}(W) = g^2/n_{\\mathrm{in}}$ and no bias, the forward recursion "
              "(recursions.md) maps $q = 1$ to $g^2 E[\\phi(z)^2]$, $z \\sim N(0, 1)$. The gain that keeps "
              "it at 1 is $g = 1/\\sqrt{E[\\phi(z)^2]}$ (`sigprop.symbolic.gains`). Closed forms come from the "
              "Gaussian integrals of kernels.md; the rest is mpmath quadrature at 25 digits. PyTorch's "
-             "`calculate_gain` uses a convention for some activations; `sigprop.init` uses PyTorch's "
-             "value as `init_gain` where one exists and the derived one otherwise.\n",
+             "`calculate_gain` (`sigprop.calculate_gain`, same names and values) uses a convention for some "
+             "activations and raises for those it does not know; `sigprop.init` uses PyTorch's value as "
+             "`init_gain` where one exists and the derived one otherwise.\n",
              _table(["activation", "derived gain (exact)", "value", "PyTorch"], rows),
              "For positively homogeneous activations (linear, ReLU, leaky ReLU) the gain holds the "
              "variance at every $q$, not only at $q = 1$, because $E[\\phi(\\sqrt{q} z)^2] = q E[\\phi(z)^2]$. "
@@ -164,7 +166,7 @@ def _tanh_doc() -> str:
     decay = T.tanh_decay_gain_one()
     drows = [(l_, _num(q1[l_ - 1], 5), _num(decay.numeric(l_, 1.0), 5), _num(q53[l_ - 1], 6)) for l_ in depths]
     frows = [(label, _num(fp.q_star, 6), _num(fp.chi1, 6), _num(fp.act_std, 4), f"{100 * fp.saturated:.2f}%",
-              _num(fp.c_star, 3)) for label, fp in fps]
+              f"{fp.c_star:.3f}") for label, fp in fps]
     parts = [HEADER, "# tanh: second moment, gain, and what 5/3 does\n",
              "## The small-$q$ series\n", steps_markdown(series),
              "Absolute error of the series truncated after $q^K$, against adaptive quadrature:\n",
@@ -198,7 +200,7 @@ def _tanh_doc() -> str:
              f"{_num(np.sqrt(fp53.chi1), 4)} in norm per layer (a factor "
              f"{_num(fp53.chi1 ** 10, 4)} in gradient variance over 10 layers), and the correlation "
              f"of two different inputs does not stay put: $c = 1$ is unstable and every pair decorrelates "
-             f"towards $c^* = {_num(fp53.c_star, 3)}$, at a rate $\\ln \\chi_1 = {_num(np.log(fp53.chi1), 4)}$ "
+             f"towards $c^* = {fp53.c_star:.3f}$, at a rate $\\ln \\chi_1 = {_num(np.log(fp53.chi1), 4)}$ "
              f"per layer near $c = 1$ (depth scale $1/\\ln\\chi_1 \\approx {_num(1 / np.log(fp53.chi1), 3)}$ "
              f"layers). In a 5-layer network the cost is small ({_num(fp53.chi1 ** 5, 4)} in gradient variance); "
              f"in a 50-layer one it is {_num(fp53.chi1 ** 50, 3)}. "

@@ -10,8 +10,8 @@
 * the variance fixed point of the q-map for a given gain and ``chi_1`` there
   (:func:`tanh_fixed_point`), which is what the 5/3 convention buys and costs.
 
-Example
--------
+Examples
+--------
 >>> from sigprop.symbolic.tanh import tanh_second_moment_series, tanh_second_moment_unit
 >>> tanh_second_moment_series(3).expr
 17*q**3/3 - 2*q**2 + q
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
-from ..activations import get_activation, x
+from ..activations import DEFAULT_SATURATION_THRESHOLD, get_activation, x
 from ._base import Derivation, numeric_function
 
 q = sp.Symbol("q", positive=True)
@@ -42,8 +42,8 @@ def tanh_second_moment_series(order: int = 6) -> Derivation:
     the result is an asymptotic series: the coefficients grow factorially and, at any
     fixed ``q > 0``, adding terms eventually makes it worse.
 
-    Example
-    -------
+    Examples
+    --------
     >>> d = tanh_second_moment_series(2)
     >>> float(d.numeric(0.01))
     0.0098
@@ -70,24 +70,9 @@ def tanh_second_moment_series(order: int = 6) -> Derivation:
 
 
 def _second_moment(q_: float) -> float:
-    """``E[tanh(sqrt(q) z)^2]`` by adaptive quadrature (relative tolerance 1e-13)."""
-    from scipy.integrate import quad
-    r = math.sqrt(q_)
-    f = lambda t: math.tanh(r * t) ** 2 * math.exp(-t * t / 2)   # noqa: E731
-    return 2 * quad(f, 0, np.inf, epsabs=0, epsrel=1e-13, limit=400)[0] / math.sqrt(2 * math.pi)
-
-
-def _sech4_moment(q_: float) -> float:
-    """``E[sech(sqrt(q) z)^4] = E[tanh'(sqrt(q) z)^2]`` by adaptive quadrature."""
-    from scipy.integrate import quad
-    r = math.sqrt(q_)
-
-    def f(t):
-        a = r * t
-        if a > 350:
-            return 0.0
-        return math.cosh(a) ** -4 * math.exp(-t * t / 2)
-    return 2 * quad(f, 0, np.inf, epsabs=0, epsrel=1e-13, limit=400)[0] / math.sqrt(2 * math.pi)
+    """``E[tanh(sqrt(q) z)^2]``: the q-map of :mod:`sigprop.theory` at ``sigma_w = 1, sigma_b = 0``."""
+    from .. import theory
+    return float(theory.q_map("tanh", 1.0, 0.0, q_))
 
 
 @functools.lru_cache(maxsize=None)
@@ -96,8 +81,8 @@ def tanh_second_moment_unit() -> Derivation:
 
     ``value`` = 0.39429449039784117...; ``expr`` a sympy Float with 25 digits.
 
-    Example
-    -------
+    Examples
+    --------
     >>> tanh_second_moment_unit().expr
     0.3942944903978411744164598
     """
@@ -114,8 +99,8 @@ def tanh_second_moment_unit() -> Derivation:
 def tanh_gain() -> Derivation:
     """Variance-preserving gain of tanh, ``1/sqrt(E[tanh(z)^2]) = 1.5925374197...``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> round(tanh_gain().value, 10)
     1.5925374197
     """
@@ -143,7 +128,8 @@ class TanhFixedPoint:
         ``P(|tanh(h)| > threshold)`` for ``h ~ N(0, q*)``.
     threshold : float
     c_star : float
-        Fixed point of the correlation map (1 when chi1 <= 1).
+        Stable fixed point of the correlation map (1 when chi1 <= 1; to about 1e-14, the
+        bisection of :func:`sigprop.theory.fixed_point_c`).
     """
 
     gain: float
@@ -156,19 +142,7 @@ class TanhFixedPoint:
     c_star: float
 
 
-def _c_map_tanh(c_, q_star, sigma_w2, sigma_b2, n_nodes=120):
-    """``c' = (sigma_w^2 E[tanh(u1) tanh(u2)] + sigma_b^2) / q*`` by 2-D Gauss-Hermite quadrature."""
-    from numpy.polynomial.hermite_e import hermegauss
-    z, w = hermegauss(n_nodes)
-    w = w / np.sqrt(2 * np.pi)
-    r = math.sqrt(q_star)
-    u1 = r * z[:, None]
-    u2 = r * (c_ * z[:, None] + math.sqrt(max(0.0, 1 - c_ * c_)) * z[None, :])
-    k = np.einsum("i,j,ij->", w, w, np.tanh(u1) * np.tanh(u2))
-    return (sigma_w2 * k + sigma_b2) / q_star
-
-
-def tanh_fixed_point(gain: float = 5 / 3, sigma_b: float = 0.0, threshold: float = 0.97) -> TanhFixedPoint:
+def tanh_fixed_point(gain: float = 5 / 3, sigma_b: float = 0.0, threshold: float = DEFAULT_SATURATION_THRESHOLD) -> TanhFixedPoint:
     """Variance fixed point ``q*`` of a deep tanh network with ``sigma_w = gain`` and ``chi_1`` there.
 
     Parameters
@@ -180,36 +154,25 @@ def tanh_fixed_point(gain: float = 5 / 3, sigma_b: float = 0.0, threshold: float
     threshold : float
         Saturation threshold on ``|tanh(h)|``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> fp = tanh_fixed_point(5 / 3)
     >>> round(fp.q_star, 6), round(fp.chi1, 6)
     (1.17848, 1.209831)
     """
-    from scipy.optimize import brentq
     from scipy.special import erfc
+
+    from .. import theory
     if not (gain > 0 and math.isfinite(gain)) or not (sigma_b >= 0 and math.isfinite(sigma_b)):
         raise ValueError(f"gain must be > 0 and sigma_b >= 0, got gain={gain}, sigma_b={sigma_b}")
-    g2, b2 = gain * gain, sigma_b * sigma_b
-    # q = g^2 E[tanh(sqrt(q) z)^2] + sigma_b^2 ; E[tanh^2] <= 1 bounds q* by g^2 + sigma_b^2
-    F = lambda q_: g2 * _second_moment(q_) + b2 - q_   # noqa: E731
-    lo, hi = 1e-12, g2 + b2 + 1.0
-    if F(lo) <= 0:       # only q = 0 (gain <= 1, no bias): the variance decays to 0
-        q_star = 0.0
-    else:
-        q_star = brentq(F, lo, hi, xtol=1e-15, rtol=1e-15, maxiter=200)
-    chi = g2 * (_sech4_moment(q_star) if q_star > 0 else 1.0)
+    # q* of q = g^2 E[tanh(sqrt(q) z)^2] + sigma_b^2, chi_1 there and the stable c*: from the theory
+    q_star = float(theory.fixed_point_q("tanh", gain, sigma_b))
+    chi = float(theory.chi1("tanh", gain, sigma_b, q=q_star))
+    c_star = float(theory.fixed_point_c("tanh", gain, sigma_b, q=q_star))
     act_std = math.sqrt(_second_moment(q_star)) if q_star > 0 else 0.0
     _, h_hi = get_activation("tanh").saturation_cutoffs(threshold)
     # P(|h| > h_hi) for h ~ N(0, q*)
     saturated = float(erfc(h_hi / math.sqrt(2 * q_star))) if q_star > 0 else 0.0
-    c_star = 1.0
-    if chi > 1 and q_star > 0:
-        # c = 1 is unstable: the stable fixed point is the root of c_map(c) = c in (0, 1), or 0 when the
-        # map's slope at 0 is below 1 (tanh is odd, so with sigma_b = 0 the map sends 0 to 0)
-        gap = lambda c_: _c_map_tanh(c_, q_star, g2, b2) - c_   # noqa: E731
-        eps = 1e-9
-        c_star = brentq(gap, eps, 1 - eps, xtol=1e-12) if gap(eps) > 0 else 0.0
     return TanhFixedPoint(gain, sigma_b, q_star, chi, act_std, saturated, threshold, c_star)
 
 
@@ -217,8 +180,8 @@ def tanh_fixed_point(gain: float = 5 / 3, sigma_b: float = 0.0, threshold: float
 def tanh_decay_gain_one() -> Derivation:
     """With gain 1 and no bias, ``q_l ~ 1/(2 l)``: from ``q' = q - 2 q^2 + O(q^3)``; ``numeric(l, q0)``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> round(float(tanh_decay_gain_one().numeric(100, 1.0)), 6)
     0.004975
     """
@@ -237,15 +200,16 @@ def tanh_decay_gain_one() -> Derivation:
 
 
 def iterate_q_map(gain: float, depth: int, q0: float = 1.0, sigma_b: float = 0.0) -> np.ndarray:
-    """``q_1 .. q_depth`` of the exact tanh q-map (quadrature), from ``q_0``.
+    """``q_1 .. q_depth`` of the tanh q-map of :mod:`sigprop.theory`, from ``q_0``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> np.round(iterate_q_map(1.0, 2), 6).tolist()
     [0.394294, 0.23645]
     """
+    from .. import theory
     out, q_ = [], float(q0)
     for _ in range(int(depth)):
-        q_ = gain * gain * (_second_moment(q_) if q_ > 0 else 0.0) + sigma_b * sigma_b
+        q_ = float(theory.q_map("tanh", gain, sigma_b, q_))
         out.append(q_)
     return np.array(out)
