@@ -6,6 +6,7 @@ installed (``.ci/run`` installs the Debian package, so CI runs them).
 from __future__ import annotations
 
 import math
+import os
 import re
 from pathlib import Path
 
@@ -53,6 +54,27 @@ def test_kernel_table_against_theory_off_grid():
     assert np.all(np.abs(got - exact) <= 3 * bound * np.abs(c) + 1e-12)
 
 
+def test_shipped_tables_are_current():
+    """The shipped tables (python -m sigprop.view.tables) equal theory's values now, at random nodes."""
+    from sigprop.activations import get_activation
+    rng = np.random.default_rng(3)
+    for name in tables.ACTIVATIONS:
+        t = tables._shipped(name)
+        assert t is not None, f"{name}: shipped tables missing or stale; run python -m sigprop.view.tables"
+        act = get_activation(name)
+        g = t["moment_grid"]
+        i = rng.integers(g["n"], size=3)
+        q = np.exp(g["x0"] + g["h"] * i)
+        for key, val in zip(("log_m2", "log_dphi2", "log_var"), tables._moments(act, q)):
+            assert np.allclose(np.asarray(t["moments"][key]["values"])[i], np.log(val), rtol=0, atol=1e-12), key
+        k = t["kernel"]
+        kv = np.asarray(k["values"])
+        ix, iv, half = rng.integers(k["nx"]), rng.integers(k["nv"]), rng.integers(kv.shape[1])
+        qk = math.exp(k["x0"] + k["h"] * ix)
+        exact = tables._kernel_values(act, t["odd"], qk, iv / (k["nv"] - 1), half)
+        assert abs(kv[ix, half, iv] - exact) <= 1e-7 * abs(exact) + 1e-12, name     # stored as float32
+
+
 def test_interpolation_error_bounds_are_small():
     for name in ("relu", "tanh"):
         e = tables.load(name)["error"]
@@ -85,6 +107,8 @@ def test_cli_view_bad_path(capsys):
 # ---------------------------------------------------------------------------------------------
 # In the browser
 # ---------------------------------------------------------------------------------------------
+if find_chromium() is None and os.environ.get("SIGPROP_REQUIRE_BROWSER"):
+    raise RuntimeError("SIGPROP_REQUIRE_BROWSER is set (CI) but no chromium is installed")
 needs_chromium = pytest.mark.skipif(find_chromium() is None,
                                     reason="chromium not installed (apt-get install chromium); "
                                            ".ci/run installs it so CI runs these")
@@ -97,7 +121,6 @@ def page(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(page):
-    pytest.importorskip("websocket", reason="websocket-client (the test extra) drives Chromium")
     from sigprop.view.browser import Browser
     with Browser() as b:
         b.send("Network.enable")

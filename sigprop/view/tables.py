@@ -247,36 +247,87 @@ def interpolation_error(tables: dict, stride: int = 3) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# Cache: tables take a few seconds per activation, so they are kept on disk
+# Shipped tables and the disk cache
 # ---------------------------------------------------------------------------------------------
+#: Tables of every built-in activation, shipped with the package (building them all takes
+#: minutes); regenerate with ``python -m sigprop.view.tables`` after a change to an activation,
+#: to the theory's integrals or to the grids. ``tests/test_view.py`` recomputes sample nodes.
+SHIPPED = Path(__file__).parent / "data" / "tables.npz"
+
+
 def _cache_dir() -> Path:
     root = os.environ.get("SIGPROP_CACHE_DIR")
     base = Path(root) if root else Path.home() / ".cache" / "sigprop" / "kernels"
     return base / "view"
 
 
-def _fingerprint(name: str) -> str:
+def fingerprint(name: str) -> str:
+    """Identifies the tables of an activation: its expression and parameters, and the grids."""
     act = get_activation(name)
-    src = Path(theory.__file__).read_bytes() + Path(__file__).read_bytes()
-    text = f"{_VERSION}|{act.key}|{hashlib.sha1(src).hexdigest()}"
+    grids = (MOMENT_Q, PER_DECADE_1D, KERNEL_Q, PER_DECADE_2D, N_V, STENCIL)
+    text = f"{_VERSION}|{act.name}|{act.key}|{grids!r}"
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def load(name: str, with_error: bool = True) -> dict:
-    """:func:`build` (and :func:`interpolation_error`) for one activation, cached on disk."""
+def _arrays(data: dict) -> dict:
+    out = {f"{k}_values": np.asarray(v["values"], dtype=float) for k, v in data["moments"].items()}
+    # float32 as the page embeds it (relative rounding 6e-8, below the interpolation error)
+    out["kernel_values"] = np.asarray(data["kernel"]["values"], dtype=np.float32)
+    return out
+
+
+def _shipped(name: str):
     import json
-    path = _cache_dir() / f"{name}-{_fingerprint(name)}.json"
+    if not SHIPPED.is_file():
+        return None
+    with np.load(SHIPPED) as z:
+        meta = json.loads(str(z["meta"]))
+        entry = meta.get(name)
+        if entry is None or entry["fingerprint"] != fingerprint(name):
+            return None
+        for k in entry["moments"]:
+            entry["moments"][k]["values"] = z[f"{name}/{k}_values"].tolist()
+        entry["kernel"]["values"] = z[f"{name}/kernel_values"].tolist()
+    return entry
+
+
+def write_shipped(path=SHIPPED, names=ACTIVATIONS) -> Path:
+    """Build (or take from the cache) the tables of ``names`` and write them as one ``.npz``."""
+    import io
+    import json
+    from .._io import atomic_write_bytes
+    meta, arrays = {}, {}
+    for name in names:
+        data = load(name)
+        for k, v in _arrays(data).items():
+            arrays[f"{name}/{k}"] = v
+        entry = json.loads(json.dumps(data))
+        for k in entry["moments"]:
+            entry["moments"][k]["values"] = None
+        entry["kernel"]["values"] = None
+        entry["fingerprint"] = fingerprint(name)
+        meta[name] = entry
+    buf = io.BytesIO()
+    np.savez_compressed(buf, meta=np.array(json.dumps(meta)), **arrays)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def load(name: str) -> dict:
+    """:func:`build` and :func:`interpolation_error` of one activation: from the disk cache, the
+    shipped tables, or built (a minute or so) and cached."""
+    import json
+    fp = fingerprint(name)
+    path = _cache_dir() / f"{name}-{fp}.json"
     if path.is_file():
         try:
-            data = json.loads(path.read_text())
-            if not with_error or "error" in data:
-                return data
+            return json.loads(path.read_text())
         except (OSError, ValueError):
             pass
-    data = build(name)
-    if with_error:
+    data = _shipped(name)
+    if data is None:
+        data = build(name)
         data["error"] = interpolation_error(data)
-    data = _plain(data)
+        data = _plain(data)
     try:
         from .._io import atomic_write_text
         atomic_write_text(path, json.dumps(data))
@@ -291,9 +342,13 @@ def _plain(obj):
     if isinstance(obj, (list, tuple)):
         return [_plain(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return obj.tolist()
+        return _plain(obj.tolist())
     if isinstance(obj, (np.floating, np.integer, np.bool_)):
         return _plain(obj.item())
     if isinstance(obj, float) and math.isinf(obj):
         return "inf" if obj > 0 else "-inf"
     return obj
+
+
+if __name__ == "__main__":
+    print(f"wrote {write_shipped()}")
