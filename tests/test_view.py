@@ -15,6 +15,7 @@ import pytest
 
 from sigprop import NetSpec, theory
 from sigprop.view import INITS, WIDTHS, tables, write
+from sigprop.view import browser as _b
 from sigprop.view.browser import find_chromium
 
 #: The page must match theory.predict to this relative difference (issue 12).
@@ -130,37 +131,7 @@ def browser(page):
         yield b
 
 
-def random_settings(n, seed=12):
-    """Settings a person could make with the controls (values on the sliders' steps)."""
-    rng = np.random.default_rng(seed)
-    acts = list(tables.ACTIVATIONS)
-    out = []
-    for i in range(n):
-        out.append({
-            "act": acts[i % len(acts)],
-            "init": list(INITS)[rng.integers(len(INITS))],
-            "std_exp": round(float(rng.uniform(-4, 1)), 2),
-            "sb": 0.0 if rng.random() < 0.3 else round(float(rng.uniform(0, 2)), 2),
-            "depth": 200 if rng.random() < 0.5 else int(rng.integers(1, 201)),
-            "width_index": int(rng.integers(len(WIDTHS))),
-            "c0": round(float(rng.uniform(-0.99, 0.999)), 3),
-        })
-    return out
-
-
-def spec_of(s) -> NetSpec:
-    name = INITS[s["init"]][1] if s["init"] != "scaled" else f"scaled({10 ** s['std_exp']!r})"
-    return NetSpec.uniform(depth=s["depth"], width=WIDTHS[s["width_index"]], activation=s["act"], init=name,
-                           sigma_b=s["sb"])
-
-
-def apply(browser, s) -> list:
-    """Move the controls to setting ``s``; the milliseconds each change took."""
-    from sigprop.view.browser import set_control
-    return [set_control(browser, "act", s["act"]), set_control(browser, "init", s["init"]),
-            set_control(browser, "std", s["std_exp"]), set_control(browser, "sb", s["sb"]),
-            set_control(browser, "depth", s["depth"]), set_control(browser, "width", s["width_index"]),
-            set_control(browser, "c0", s["c0"])]
+random_settings, spec_of, apply = _b.random_settings, _b.spec_of, _b.apply_setting
 
 
 def compare(shown, stats):

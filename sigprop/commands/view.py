@@ -19,7 +19,7 @@ def run(args) -> int:
     acts = tuple(args.activation) if args.activation else ACTIVATIONS
     if not str(args.out).endswith((".html", ".htm")):
         raise ValueError(f"--out must end in .html, got {args.out!r}")
-    print("building the tables (cached after the first run) ...", file=sys.stderr, flush=True)
+    print("writing the page (tables, edge of chaos, Monte Carlo presets) ...", file=sys.stderr, flush=True)
     path = write(args.out, activations=acts, presets=not args.no_presets, networks=args.networks, seed=args.seed)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
     return 0

@@ -173,3 +173,42 @@ def _parse(text: str) -> float:
     if t in ("∞", "-∞"):
         return float("inf") if t == "∞" else float("-inf")
     return float(t)
+
+
+def random_settings(n: int, seed: int = 12) -> list:
+    """``n`` settings a person could make with the controls (values on the sliders' steps),
+    cycling through the activations; half of them at depth 200."""
+    import numpy as np
+    from . import INITS, WIDTHS
+    from .tables import ACTIVATIONS
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        out.append({
+            "act": ACTIVATIONS[i % len(ACTIVATIONS)],
+            "init": list(INITS)[rng.integers(len(INITS))],
+            "std_exp": round(float(rng.uniform(-4, 1)), 2),
+            "sb": 0.0 if rng.random() < 0.3 else round(float(rng.uniform(0, 2)), 2),
+            "depth": 200 if rng.random() < 0.5 else int(rng.integers(1, 201)),
+            "width_index": int(rng.integers(len(WIDTHS))),
+            "c0": round(float(rng.uniform(-0.99, 0.999)), 3),
+        })
+    return out
+
+
+def spec_of(setting: dict):
+    """The :class:`~sigprop.spec.NetSpec` a setting of the page describes (built from sigprop.init)."""
+    from ..spec import NetSpec
+    from . import INITS, WIDTHS
+    s = setting
+    name = INITS[s["init"]][1] if s["init"] != "scaled" else f"scaled({10 ** s['std_exp']!r})"
+    return NetSpec.uniform(depth=s["depth"], width=WIDTHS[s["width_index"]], activation=s["act"], init=name,
+                           sigma_b=s["sb"])
+
+
+def apply_setting(browser: Browser, s: dict) -> list:
+    """Move the controls to setting ``s``; the milliseconds each of the 7 changes took."""
+    return [set_control(browser, "act", s["act"]), set_control(browser, "init", s["init"]),
+            set_control(browser, "std", s["std_exp"]), set_control(browser, "sb", s["sb"]),
+            set_control(browser, "depth", s["depth"]), set_control(browser, "width", s["width_index"]),
+            set_control(browser, "c0", s["c0"])]
