@@ -381,8 +381,8 @@ function about() {
         worstK = Math.max(...Object.values(e).map(x => x.kernel_abs)), T = DATA.tables;
   $("about").innerHTML = `<b>How these numbers are made.</b> The recursion of <code>sigprop.theory.predict</code>
    (formulas printed from sigprop's sympy derivations) runs here on tables made by <code>sigprop.theory</code>:
-   E[φ²], E[φ'²], Var φ on ${T.per_decade_1d} points per decade of q in [${T.moment_q[0]}, ${T.moment_q[1]}],
-   the correlation kernel on a (log q, angle) grid (${T.per_decade_2d} per decade, q ≤ ${T.kernel_q[1]}), 6-point
+   E[φ²], E[φ'²], Var φ on ${T.per_decade_1d} points per decade of q in [${fmt(T.moment_q[0])}, ${fmt(T.moment_q[1])}],
+   the correlation kernel on a (log q, angle) grid (${T.per_decade_2d} per decade, q ≤ ${fmt(T.kernel_q[1])}), 6-point
    Lagrange interpolation. Largest interpolation error at cell midpoints: ${fmt(worstM)} relative (moments; SELU's
    closed form is itself noisy below q = 1e-9), ${fmt(worstK)} absolute (kernel). Tested against
    <code>theory.predict</code> in headless Chromium to 1e-3 relative, depth up to 200.`;
