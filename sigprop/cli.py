@@ -20,7 +20,7 @@ import os
 import sys
 
 #: Subcommands in the order ``--help`` lists them.
-COMMANDS = ["derive", "theory", "simulate", "compare", "train", "sample", "study", "report"]
+COMMANDS = ["derive", "theory", "simulate", "compare", "train", "sample", "study", "report", "view"]
 
 _HELP = {
     "derive": "render the sympy derivations into derivations/*.md",
@@ -31,6 +31,7 @@ _HELP = {
     "sample": "sample names from a trained character MLP checkpoint",
     "study": "run one of the source studies (benchmarks/)",
     "report": "run every study quickly and write one HTML report",
+    "view": "write the offline interactive signal-propagation page (one HTML file)",
 }
 
 

@@ -28,18 +28,24 @@ def _paragraphs(text: str) -> str:
     return "".join(f"<p>{html.escape(p.strip())}</p>" for p in text.split("\n\n") if p.strip())
 
 
-def write_report(results, path, title="sigprop report", preface: str = "") -> Path:
+def write_report(results, path, title="sigprop report", preface: str = "", view: str | None = None) -> Path:
     """Write one HTML page with every study's summary, tables and figures.
 
     Parameters
     ----------
     results : list of StudyResult
     path : path of the .html file (written atomically)
+    view : str, optional
+        Relative link to the interactive page (``sigprop view``) written beside the report.
     """
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
     if preface:
         parts.append(_paragraphs(preface))
+    if view:
+        parts.append(f"<p class='summary'><a href='{html.escape(view)}'>Interactive signal-propagation view</a>: "
+                     "activation and gradient variance, correlation, saturation, finite-width band and phase "
+                     "diagram vs depth for every built-in activation and init scheme (one offline page).</p>")
     parts.append("<nav>" + "".join(f"<a href='#{r.name}'>{html.escape(r.title)}</a>" for r in results) + "</nav>")
     for r in results:
         parts.append(f"<h2 id='{r.name}'>{html.escape(r.title)}</h2>")

@@ -55,3 +55,8 @@ def test_unknown_study_is_a_one_line_error(capsys):
     assert "invalid choice" in capsys.readouterr().err
     assert main(["report", "--only", "no-such-study", "--out", "/tmp/x"]) == 2
     assert "unknown study 'no-such-study'" in capsys.readouterr().err
+
+
+def test_report_links_the_view(tmp_path):
+    page = write_report([], tmp_path / "r.html", title="t", view="view.html")
+    assert "<a href='view.html'>Interactive signal-propagation view</a>" in page.read_text()

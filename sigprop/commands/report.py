@@ -39,7 +39,14 @@ def run(args) -> int:
                               summary=f"This study failed: {type(exc).__name__}: {exc}")
         results.append(res)
         print(f"[{i}/{len(names)}] {name} done in {res.seconds:.1f} s", file=sys.stderr, flush=True)
-    page = write_report(results, out / "report.html", title="sigprop: signal propagation studies",
+    view = None
+    try:                                      # the interactive page beside the report
+        from ..view import write as write_view
+        view = write_view(out / "view.html", seed=args.seed).name
+    except Exception:                         # must not lose the studies' results
+        traceback.print_exc()
+        failed.append("view")
+    page = write_report(results, out / "report.html", view=view, title="sigprop: signal propagation studies",
                         preface=("Theory (sympy derivations and mean-field predictions), Monte Carlo ensembles of "
                                  "random networks and a trained character-level MLP, side by side. Every number "
                                  "below can be reproduced from the config.json written beside it. "
