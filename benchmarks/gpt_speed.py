@@ -72,7 +72,7 @@ def main(argv=None) -> int:
               f"unigram val {r['unigram']:.3f}")
         for name in ("sigprop", "torch"):
             tr, va, s = r[name]
-            print(f"  {name:8s} train {tr:.4f}  val {va:.4f}  ({s:.1f} s)")
+            print(f"  {name:8s} train {tr:.4f}  val {va:.4f}  ({s:.1f} s wall, run one after the other: not a speed figure)")
     return 0
 
 
