@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""GPT training-step speed: sigprop vs PyTorch eager vs the bare GEMM floor, side by side in one run.
+
+Configs: the default (n_layer 12, n_head 4, n_embd 128, block_size 64, batch 16) and a small one
+(n_embd 64, block_size 32) where framework overhead dominates. Every contender uses the same
+number of threads (numba, numpy's BLAS, PyTorch; printed). Times are medians over ``--repeat``
+rounds of ``--steps`` steps, the contenders taking turns (see sigprop/gpt/bench.py). Also the
+start time of one training step in a fresh process with an empty kernel cache (first run) and
+with that cache filled, and with ``--val-steps N`` the val loss of sigprop and PyTorch after N
+steps of the same run (same config, initial weights, batches and schedule).
+
+Goals (issue 9): sigprop at least as fast as PyTorch at the default config, >= 2x faster at the
+small one, <= 1.5x the GEMM floor at the default config.
+
+Usage::
+
+    python benchmarks/gpt_speed.py [--dtype float32] [--repeat 7] [--steps 3] [--threads N]
+                                   [--val-steps N] [--no-start-times]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--repeat", type=int, default=7, help="timed rounds, median kept (default 7)")
+    p.add_argument("--steps", type=int, default=3, help="training steps per contender per round (default 3)")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every contender (default: cores)")
+    p.add_argument("--val-steps", type=int, default=0, help="also train both N steps and compare val losses")
+    p.add_argument("--no-start-times", action="store_true", help="skip the fresh/cached start times")
+    args = p.parse_args(argv)
+    if args.repeat < 1 or args.steps < 1 or args.threads < 1 or args.val_steps < 0:
+        p.error("--repeat, --steps and --threads must be >= 1, --val-steps >= 0")
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, str(args.threads))   # before numpy and torch load their BLAS
+
+    from sigprop.gpt import bench
+    from sigprop.gpt.model import GPTConfig
+    try:
+        import torch  # noqa: F401
+        have_torch = True
+    except ImportError:
+        have_torch = False
+    threads = bench.set_threads(args.threads, torch=have_torch)
+    print(f"threads: {', '.join(f'{k} {v}' for k, v in threads.items())} (cores: {os.cpu_count()}); "
+          f"dtype {args.dtype}; median of {args.repeat} rounds x {args.steps} steps, contenders interleaved"
+          + ("" if have_torch else "; PyTorch not importable: its rows are missing"))
+    batch = 16
+    configs = {"default (L12 H4 C128 T64 B16)": GPTConfig(dtype=args.dtype),
+               "small   (L12 H4 C64  T32 B16)": GPTConfig(n_embd=64, block_size=32, dtype=args.dtype)}
+    for title, cfg in configs.items():
+        ms = bench.speed_table(cfg, batch, args.repeat, args.steps, torch=have_torch)
+        print(bench.format_table(title, ms))
+
+    if not args.no_start_times:
+        first, cached = bench.start_times(args.dtype)
+        print(f"start to one training step (python -c, default config, {args.dtype}): "
+              f"first run (empty SIGPROP_CACHE_DIR) {first:.1f} s, cached {cached:.1f} s")
+
+    if args.val_steps:
+        if not have_torch:
+            print("--val-steps needs PyTorch")
+            return 2
+        r = bench.val_comparison(args.val_steps, dtype=args.dtype)
+        tc = r["config"]
+        print(f"after {tc.steps} steps (default config, lr {tc.lr} warmup {tc.warmup} cosine to {tc.min_lr}, "
+              f"seed {tc.seed}, {tc.eval_batches} fixed batches): ln(vocab) {r['ln_vocab']:.3f}, "
+              f"unigram val {r['unigram']:.3f}")
+        for name in ("sigprop", "torch"):
+            tr, va, s = r[name]
+            print(f"  {name:8s} train {tr:.4f}  val {va:.4f}  ({s:.1f} s wall, run one after the other: not a speed figure)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
