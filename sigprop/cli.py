@@ -20,9 +20,10 @@ import os
 import sys
 
 #: Subcommands in the order ``--help`` lists them.
-COMMANDS = ["derive", "theory", "simulate", "compare", "train", "sample", "study", "report", "view"]
+COMMANDS = ["derive", "theory", "simulate", "compare", "train", "sample", "study", "report", "view", "gpt"]
 
 _HELP = {
+    "gpt": "train or sample the GPT-2-style transformer (sigprop gpt train|sample)",
     "derive": "render the sympy derivations into derivations/*.md",
     "theory": "mean-field predictions per layer for a network",
     "simulate": "Monte Carlo measurement over an ensemble of random networks",

@@ -1,0 +1,115 @@
+"""GPT training: initial loss and logit scale, bitwise reproducibility and resume, the CLI."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from sigprop.cli import main
+from sigprop.gpt.data import load_corpus
+from sigprop.gpt.model import GPTConfig, init_params
+from sigprop.gpt.net import Net
+from sigprop.gpt.train import GPTTrainConfig, load_checkpoint, resume, train
+
+SMALL = dict(n_layer=2, n_head=2, n_embd=32, block_size=16, batch_size=4, warmup=5, lr=3e-3)
+
+
+def test_initial_loss_and_logit_scale():
+    """At GPT-2's init the loss is within 0.05 of ln V, and the logits' mean square (the input
+    token's own column left out: the tied head makes it large) matches the init's prediction
+    sigma_wte^2 |lnf(x)|^2 = sigma^2 C (1 - eps rstd^2), averaged over 8 independent inits;
+    tolerance 4 standard errors over the inits."""
+    corpus = load_corpus(block_size=64)
+    cfg = GPTConfig(vocab_size=len(corpus.vocab), n_layer=4)
+    net = Net(cfg, 8)
+    starts = np.arange(8) * 1000
+    x = np.stack([corpus.train[s:s + 64] for s in starts]).astype(np.int32)
+    y = np.stack([corpus.train[s + 1:s + 65] for s in starts]).astype(np.int32)
+    ratios, losses = [], []
+    for seed in range(8):
+        p = init_params(cfg, seed=seed)
+        losses.append(net.forward(p.theta, x, y))
+        own = np.zeros_like(net.logits, bool)
+        own[np.arange(own.shape[0]), x.reshape(-1)] = True
+        measured = float(np.mean(net.logits.astype(np.float64)[~own] ** 2))
+        rstd = net.lnf_stats[1].astype(np.float64)
+        predicted = cfg.embd_std ** 2 * cfg.n_embd * float(np.mean(1 - cfg.ln_eps * rstd ** 2))
+        ratios.append(measured / predicted)
+    assert abs(np.mean(losses) - math.log(cfg.vocab_size)) < 0.05
+    r = np.array(ratios)
+    se = r.std(ddof=1) / np.sqrt(len(r))
+    print(f"\nlogit mean square / prediction: {r.mean():.4f} +- {se:.4f}; loss {np.mean(losses):.4f} "
+          f"vs ln V {math.log(cfg.vocab_size):.4f}")
+    assert abs(r.mean() - 1) < 4 * se + 1e-3
+
+
+def test_same_seed_same_run_and_bitwise_resume(tmp_path):
+    cfg = GPTTrainConfig(**SMALL, steps=12, eval_every=6, diag_every=4, checkpoint_every=6, seed=3)
+    a = train(cfg, progress=False)
+    b = train(cfg, progress=False)
+    assert np.array_equal(a.losses, b.losses) and np.array_equal(a.params.theta, b.params.theta)
+    # stop after 6 steps (a checkpoint), continue to 12: the same bits as the uninterrupted run
+    half = train(cfg.replace(steps=6), out=tmp_path / "run", progress=False)
+    assert half.step == 6
+    ckpt = tmp_path / "run" / "checkpoint.npz"
+    cont = resume(ckpt, steps=12, progress=False)
+    assert np.array_equal(cont.params.theta, a.params.theta)
+    assert np.array_equal(cont.losses, a.losses)
+    assert cont.evals == a.evals
+    assert cont.diagnostics.steps == a.diagnostics.steps == [0, 4, 8]
+    np.testing.assert_array_equal(cont.diagnostics.series("q_std"), a.diagnostics.series("q_std"))
+
+
+def test_training_lowers_the_loss_below_unigram():
+    cfg = GPTTrainConfig(**SMALL, steps=150, eval_every=150, diag_every=0, seed=1)
+    r = train(cfg, progress=False)
+    s = r.summary()
+    assert s["final"]["val"] < s["unigram_val_loss"] < s["ln_vocab"]
+
+
+def test_diagnostics_record_qkv_and_residual(tmp_path):
+    cfg = GPTTrainConfig(**SMALL, steps=3, eval_every=0, diag_every=2, seed=0)
+    r = train(cfg, out=tmp_path / "d", progress=False)
+    d = json.loads((tmp_path / "d" / "diagnostics.json").read_text())
+    assert d["steps"] == [0, 2]
+    s0 = r.diagnostics.stats[0]
+    np.testing.assert_allclose(s0["q_std"], 0.02, rtol=0.1)   # N(0, 0.02) at step 0, 32 x 32 entries
+    assert (s0["resid_var_out"] > 0).all() and s0.depth == 2
+    # at init attention is near uniform: entropy close to the mean of ln(t + 1) over positions
+    uniform = np.mean(np.log(np.arange(1, 17)))
+    np.testing.assert_allclose(s0["attn_entropy"], uniform, rtol=0.02)
+
+
+def test_checkpoint_checks(tmp_path):
+    cfg = GPTTrainConfig(**SMALL, steps=2, eval_every=0, diag_every=0)
+    train(cfg, out=tmp_path / "c", progress=False)
+    ckpt = tmp_path / "c" / "checkpoint.npz"
+    z = dict(np.load(ckpt))
+    z["theta"] = z["theta"].copy()
+    z["theta"][0] = np.nan
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **z)
+    with pytest.raises(ValueError, match="not finite"):
+        load_checkpoint(bad)
+    with pytest.raises(ValueError, match="no such file"):
+        load_checkpoint(tmp_path / "missing.npz")
+
+
+def test_cli_train_sample_and_errors(tmp_path, capsys):
+    out = tmp_path / "cli"
+    args = ["gpt", "train", "--depth", "1", "--width", "16", "--heads", "2", "--block-size", "8", "--steps", "4",
+            "--eval-every", "2", "--sample-chars", "20", "--no-progress", "--out", str(out)]
+    assert main(args) == 0
+    assert {"config.json", "checkpoint.npz", "diagnostics.json", "summary.json", "samples.txt"} <= \
+        {p.name for p in out.iterdir()}
+    assert main(["gpt", "sample", "--checkpoint", str(out / "checkpoint.npz"), "-n", "15"]) == 0
+    capsys.readouterr()
+    for bad in (["--width", "30", "--heads", "4"], ["--steps", "0"], ["--init", "nonsense"]):
+        assert main(["gpt", "train", "--out", str(tmp_path / "x")] + bad) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "error" in err and "Traceback" not in err
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    assert main(["gpt", "train", "--data", str(empty), "--out", str(tmp_path / "y")]) == 2
+    assert not (tmp_path / "y").exists()
+
