@@ -49,6 +49,17 @@ def check(name, numeric, analytic):
     return err
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The checks run thousands of tiny forwards: one thread spares a parallel launch per kernel
+    (results do not depend on the thread count)."""
+    import numba
+    n = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(n)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(7)

@@ -25,6 +25,7 @@ import io
 import json
 import math
 from dataclasses import asdict, dataclass, fields, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -135,7 +136,7 @@ class GPTConfig:
             k += n
         return table
 
-    @property
+    @cached_property
     def n_params(self) -> int:
         return sum(int(np.prod(shape)) for _, shape, _ in self.layout())
 

@@ -33,16 +33,10 @@ from .._io import atomic_write_bytes, atomic_write_text, read_checked
 from ..progress import Progress
 from .data import Corpus, batch_starts, get_batch, load_corpus
 from .diagnostics import Diagnostics, layer_stats, tensor_grad_norms, update_ratios
-from .model import DTYPES, GPT2_STD, GPTConfig, Params, init_params, views
+from .model import GPT2_STD, GPTConfig, Params, _int, init_params, views
 from .net import Net
 
 _CKPT_FORMAT = "sigprop.gpt.Checkpoint"
-
-
-def _int(name, v, lo):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    return int(v)
 
 
 def _num(name, v, lo=0.0, hi=math.inf, allow_lo=True):
