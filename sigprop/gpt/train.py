@@ -9,8 +9,8 @@ every ``diag_every`` steps (:mod:`sigprop.gpt.diagnostics`).
 Reproducibility: one seed gives bitwise the same run; a checkpoint holds parameters, AdamW
 moments, the step and the histories, so a resumed run continues bitwise identically.
 
-Example
--------
+Examples
+--------
 >>> from sigprop.gpt.train import GPTTrainConfig, train
 >>> cfg = GPTTrainConfig(n_layer=1, n_head=2, n_embd=16, block_size=8, batch_size=4, steps=3,
 ...                      eval_every=0, diag_every=0)

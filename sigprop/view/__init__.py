@@ -192,8 +192,8 @@ def write(path, activations=_tables.ACTIVATIONS, presets: bool = True, networks:
     -------
     Path of the page.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import tempfile, os
     >>> p = write(os.path.join(tempfile.mkdtemp(), "v.html"), activations=["relu"], presets=False)
     >>> p.stat().st_size < 2_000_000

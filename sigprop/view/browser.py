@@ -5,8 +5,8 @@ No browser download and no driver: :func:`find_chromium` looks for the Debian
 profile and ``--remote-debugging-port=0`` and talks to one tab over a websocket
 (the ``websocket-client`` package, in the ``test`` extra).
 
-Example
--------
+Examples
+--------
 >>> find_chromium() is None or isinstance(find_chromium(), str)
 True
 """

@@ -24,8 +24,8 @@ def samples(spec: NetSpec, q_theory, networks: int = 64, seed: int = 0) -> dict:
 
     One input ``x_0 ~ N(0, input_var I)`` per network.
 
-    Example
-    -------
+    Examples
+    --------
     >>> spec = NetSpec.uniform(depth=2, width=16, activation="relu", init="kaiming")
     >>> s = samples(spec, [2.0, 2.0], networks=8)
     >>> len(s["norm_q50"]), len(s["hist"][0])

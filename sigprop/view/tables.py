@@ -121,8 +121,8 @@ def _snapped(slope):
 def build(name: str) -> dict:
     """All tables of one activation, as plain numbers and lists (what the page embeds).
 
-    Example
-    -------
+    Examples
+    --------
     >>> t = build("relu")
     >>> t["kernel"]["nx"], t["odd"]          # homogeneous: one q column
     (1, False)
