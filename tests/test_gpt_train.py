@@ -70,7 +70,10 @@ def test_training_lowers_the_loss_below_unigram():
 def test_diagnostics_record_qkv_and_residual(tmp_path):
     cfg = GPTTrainConfig(**SMALL, steps=3, eval_every=0, diag_every=2, seed=0)
     r = train(cfg, out=tmp_path / "d", progress=False)
-    d = json.loads((tmp_path / "d" / "diagnostics.json").read_text())
+    def strict(c):
+        raise ValueError(f"non-strict JSON constant {c}")
+    d = json.loads((tmp_path / "d" / "diagnostics.json").read_text(), parse_constant=strict)
+    json.loads((tmp_path / "d" / "summary.json").read_text(), parse_constant=strict)
     assert d["steps"] == [0, 2]
     s0 = r.diagnostics.stats[0]
     np.testing.assert_allclose(s0["q_std"], 0.02, rtol=0.1)   # N(0, 0.02) at step 0, 32 x 32 entries
@@ -108,6 +111,8 @@ def test_cli_train_sample_and_errors(tmp_path, capsys):
         assert main(["gpt", "train", "--out", str(tmp_path / "x")] + bad) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "error" in err and "Traceback" not in err
+    assert main(["gpt", "train", "--width", "100000", "--heads", "4", "--out", str(tmp_path / "big")]) == 2
+    assert "TB of memory" in capsys.readouterr().err and not (tmp_path / "big").exists()
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     assert main(["gpt", "train", "--data", str(empty), "--out", str(tmp_path / "y")]) == 2

@@ -63,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser):
 
 def _train(args) -> int:
     from .. import runfolder
-    from ..gpt.train import GPTTrainConfig, load_checkpoint, sample, train
+    from ..gpt.train import GPTTrainConfig, check_memory, load_checkpoint, sample, train
     config = GPTTrainConfig(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, block_size=args.block_size,
                             activation=args.activation, init=args.init, residual_scale=not args.no_residual_scale,
                             steps=args.steps, batch_size=args.batch_size, lr=args.lr, min_lr=args.min_lr,
@@ -72,6 +72,7 @@ def _train(args) -> int:
                             checkpoint_every=args.checkpoint_every, dtype=args.dtype, data=args.data)
     from ..gpt.data import load_corpus
     corpus = load_corpus(config.data, config.block_size)        # bad data: one line, before any file
+    check_memory(config, len(corpus.vocab))                       # too big: one line, before any file
     out = runfolder.prepare(args.out, config.to_dict(), overwrite=args.overwrite, write_config=False)
     ckpt = out / "checkpoint.npz"
     state = load_checkpoint(ckpt, corpus=corpus) if ckpt.is_file() else None

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write_bytes, atomic_write_text, read_checked
+from .._io import atomic_write_bytes, atomic_write_text, dumps_json, read_checked
 from ..progress import Progress
 from .data import Corpus, batch_starts, get_batch, load_corpus
 from .diagnostics import Diagnostics, layer_stats, tensor_grad_norms, update_ratios
@@ -189,6 +189,24 @@ class TrainResult:
                 "ms_per_step": 1e3 * self.seconds / max(len(self.losses), 1)}
 
 
+def memory_estimate(config: GPTTrainConfig, vocab_size: int) -> float:
+    """Bytes a training run allocates: parameters, gradient and AdamW moments, and the
+    :class:`Net` buffers of one batch (activations kept for the backward and its scratch)."""
+    B, T, C, L, H = config.batch_size, config.block_size, config.n_embd, config.n_layer, config.n_head
+    N = B * T
+    per_block = N * C * 6 + N * 4 * C * 2 + N * 3 * C + B * H * T * T + 4 * N
+    scratch = N * C * 4 + N * 3 * C + N * 4 * C * 2 + 2 * N * vocab_size + 6 * N * C + B * H * T
+    activations = L * per_block + N * C * 2 + 3 * N * vocab_size + scratch
+    itemsize = np.dtype(config.dtype).itemsize
+    return itemsize * (4.0 * config.model(vocab_size).n_params + activations)
+
+
+def check_memory(config: GPTTrainConfig, vocab_size: int) -> None:
+    """One-line ValueError when the run cannot fit in the available memory (before allocating)."""
+    from ..memory import check_fits
+    check_fits(memory_estimate(config, vocab_size), "this GPT training run")
+
+
 def _eval_starts(n_tokens: int, block_size: int, count: int) -> np.ndarray:
     """Fixed, evenly spaced windows over a split (the same for every run on the same text)."""
     return np.linspace(0, n_tokens - block_size - 1, count).astype(np.int64)
@@ -216,6 +234,7 @@ def train(config: GPTTrainConfig, out=None, progress: bool = True, corpus: Corpu
     Ctrl-C stops after the step under way and writes a checkpoint first.
     """
     corpus = load_corpus(config.data, config.block_size) if corpus is None else corpus
+    check_memory(config, len(corpus.vocab))
     if state is None:
         model = config.model(len(corpus.vocab))
         init_rng = np.random.default_rng(np.random.SeedSequence(config.seed).spawn(1)[0])
@@ -276,22 +295,11 @@ def train(config: GPTTrainConfig, out=None, progress: bool = True, corpus: Corpu
         state.losses, state.grad_norms = np.array(losses), np.array(norms)
         if out is not None:
             save_checkpoint(state, out / "checkpoint.npz")
-            atomic_write_text(out / "diagnostics.json", json.dumps(state.diagnostics.to_dict()) + "\n")
-            atomic_write_text(out / "summary.json", json.dumps(_strict(state.summary()), indent=1) + "\n")
+            atomic_write_text(out / "diagnostics.json", dumps_json(state.diagnostics.to_dict()) + "\n")
+            atomic_write_text(out / "summary.json", dumps_json(state.summary(), indent=1) + "\n")
     if interrupted:
         raise KeyboardInterrupt
     return state
-
-
-def _strict(obj):
-    """JSON-safe copy: non-finite floats become None."""
-    if isinstance(obj, dict):
-        return {k: _strict(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_strict(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def save_checkpoint(state: TrainResult, path) -> Path:
@@ -300,9 +308,9 @@ def save_checkpoint(state: TrainResult, path) -> Path:
     meta = {"format": _CKPT_FORMAT, "config": state.config.to_dict(), "model": state.params.config.to_dict(),
             "step": int(state.step), "corpus_digest": state.corpus.digest, "corpus_source": state.corpus.source,
             "evals": [list(e) for e in state.evals], "seconds": state.seconds}
-    np.savez(buf, meta=np.array(json.dumps(_strict(meta))), theta=state.params.theta, m=state.m, v=state.v,
+    np.savez(buf, meta=np.array(dumps_json(meta)), theta=state.params.theta, m=state.m, v=state.v,
              losses=state.losses, grad_norms=state.grad_norms,
-             diagnostics=np.array(json.dumps(state.diagnostics.to_dict())))
+             diagnostics=np.array(dumps_json(state.diagnostics.to_dict())))
     return atomic_write_bytes(path, buf.getvalue())
 
 
