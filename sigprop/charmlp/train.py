@@ -431,14 +431,15 @@ def _check_checkpoint(ck) -> None:
 # Training
 # ----------------------------------------------------------------------------------------------
 def train(config: TrainConfig = TrainConfig(), words=None, out=None, progress=True, resume_from=None,
-          until=None) -> TrainResult:
+          until=None, final_eval=True) -> TrainResult:
     """Train the character MLP.
 
     Parameters
     ----------
     config : TrainConfig
-    words : list of str, optional
-        Training words (default: ``config.data`` or the embedded names dataset).
+    words : list of str or Data, optional
+        Training words (default: ``config.data`` or the embedded names dataset), or a :class:`Data`
+        built for this config (``Data.build(config)``: same block size and split), reused by sweeps.
     out : str or Path, optional
         Folder for ``config.json``, ``checkpoint.npz`` (every ``checkpoint_every`` steps
         and at the end), ``diagnostics.npz`` / ``diagnostics.json`` and ``summary.json``.
@@ -450,12 +451,18 @@ def train(config: TrainConfig = TrainConfig(), words=None, out=None, progress=Tr
     until : int, optional
         Stop after this many steps (a checkpoint is written when ``out`` is given); the
         run can be continued with :func:`resume`.
+    final_eval : bool
+        Evaluate the train and dev splits at the end (``TrainResult.final_loss``; empty when False,
+        for sweeps of many short runs that only need the minibatch losses).
 
     Returns
     -------
     TrainResult
     """
-    data = Data.build(config, words)
+    data = words if isinstance(words, Data) else Data.build(config, words)
+    if data.arrays["train"][0].shape[1] != config.block_size:
+        raise ValueError(f"the data were built for block size {data.arrays['train'][0].shape[1]}, "
+                         f"not {config.block_size}")
     init_rng, batch_rng, probe_rng = _streams(config.seed)
     model = _model(config, data.vocab)
     check_fits(model.memory_estimate(max(config.batch_size, min(PROBE_BATCH, len(data.arrays["train"][1])),
@@ -553,7 +560,8 @@ def train(config: TrainConfig = TrainConfig(), words=None, out=None, progress=Tr
     diag.losses = losses[:step].copy()
     result = TrainResult(config, params, diag, data, seconds=seconds,
                          steps_per_second=(step - start_step) / seconds if seconds > 0 else float("nan"))
-    result.final_loss = {k: evaluate(params, data.arrays[k]) for k in ("train", "dev") if k in data.arrays}
+    if final_eval:
+        result.final_loss = {k: evaluate(params, data.arrays[k]) for k in ("train", "dev") if k in data.arrays}
     if out is not None:
         save_checkpoint(out / "checkpoint.npz", config, data.digest, step, batch_rng.bit_generator.state, params,
                         diag, opt_state)
