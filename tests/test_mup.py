@@ -102,3 +102,40 @@ def test_attention_moments_against_monte_carlo():
     assert abs(prod.mean() - rho * s**2) < 4 * mean_se
     var_se = np.sqrt(np.mean((prod - prod.mean()) ** 4) / N)    # se of the sample variance, approx.
     assert abs(prod.var() - s**4 * (1 + rho**2)) < 4 * var_se
+
+
+def test_gpt_parametrization_scales_init_rates_and_attention():
+    from sigprop.gpt.model import GPTConfig
+    base = GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=8, vocab_size=11)
+    sp_wide = base.replace(n_embd=128)
+    mup_wide = base.replace(n_embd=128, parametrization="mup", base_width=32)
+    mup_base = base.replace(parametrization="mup", base_width=32)
+    # at the base width muP is SP
+    assert mup_base.attn_scale == base.attn_scale == pytest.approx(1 / 4)
+    assert [f for f, _ in mup_base.lr_segments()] == [1.0]
+    assert mup_base.weight_std("h0.qkv_w") == base.weight_std("h0.qkv_w")
+    # 4 x wider: hidden std x 1/2 of the base std, hidden Adam rate x 1/4, attention 1/d scaled to the base
+    assert sp_wide.attn_scale == pytest.approx(1 / 8) and mup_wide.attn_scale == pytest.approx(4 / 64)
+    assert mup_wide.weight_std("h1.fc_w") == pytest.approx(base.weight_std("h1.fc_w") / 2)
+    assert mup_wide.weight_std("wte") == sp_wide.weight_std("wte")
+    groups = dict(mup_wide.lr_segments())
+    assert set(groups) == {1.0, 0.25}
+    covered = sorted((int(a), int(b)) for segs in groups.values() for a, b, _ in segs)
+    assert covered[0][0] == 0 and covered[-1][1] == mup_wide.n_params
+    assert all(b == c for (_, b), (c, _) in zip(covered, covered[1:]))      # a partition of theta
+    off = mup_wide.offsets()
+    a, b, _ = off["h0.qkv_w"]
+    assert any(s <= a and b <= e for s, e, _ in groups[0.25])
+    with pytest.raises(ValueError, match="parametrization"):
+        GPTConfig(parametrization="ntk")
+
+
+def test_gpt_trains_in_mup_and_equals_sp_at_the_base_width():
+    from sigprop.gpt.train import GPTTrainConfig, train
+    small = dict(n_layer=1, n_head=2, n_embd=32, block_size=16, batch_size=4, warmup=2, lr=3e-3, steps=6,
+                 eval_every=0, diag_every=0, checkpoint_every=0, dtype="float64")
+    sp_run = train(GPTTrainConfig(**small), progress=False)
+    at_base = train(GPTTrainConfig(**small, parametrization="mup", base_width=32), progress=False)
+    np.testing.assert_array_equal(sp_run.params.theta, at_base.params.theta)
+    wide = train(GPTTrainConfig(**dict(small, n_embd=64), parametrization="mup", base_width=32), progress=False)
+    assert np.all(np.isfinite(wide.losses)) and wide.losses[-1] < wide.losses[0]
