@@ -206,7 +206,7 @@ def coord_check(config: CoordCheckConfig | None = None, progress: bool = True, w
     import time
 
     from .charmlp import kernels as Kc
-    from .charmlp.train import Data, TrainConfig, _Workspace, initial_params
+    from .charmlp.train import Data, TrainConfig, _model, _Workspace, initial_params
     from .memory import check_fits
     from .progress import Progress
     if config is None:
@@ -222,7 +222,7 @@ def coord_check(config: CoordCheckConfig | None = None, progress: bool = True, w
     data = Data.build(base, words)
     ctx, y = _fixed_batch(cfg, data)
     B = ctx.shape[0]
-    widest = initial_params.__globals__["_model"](base.replace(width=cfg.widths[-1]), data.vocab)
+    widest = _model(base.replace(width=cfg.widths[-1]), data.vocab)
     check_fits(widest.memory_estimate(B) + 3 * 8 * widest.n_params,
                f"a coordinate check at width {cfg.widths[-1]} with {cfg.layers} layers")
     names = _quantities(cfg.layers)
