@@ -111,6 +111,11 @@ class GPTConfig:
         return self.n_embd // self.n_head
 
     @property
+    def attn_scale(self) -> float:
+        """The factor of the attention logits q.k (GPT-2: 1/sqrt(head_size)); the one place it is set."""
+        return 1.0 / math.sqrt(self.head_size)
+
+    @property
     def np_dtype(self):
         return DTYPES[self.dtype]
 

@@ -82,9 +82,8 @@ class Net:
         self.partial_3c = e(chunks, 3 * C)
         self.partial_4c = e(chunks, 4 * C)
         hs = C // H
-        self.head_scratch = tuple(e(B * H, T, hs) for _ in range(5))   # q, k/v, dq, dk, dv of one head
-        self.head_scratch_t = e(B * H, hs, T)                          # k or v transposed
-        self.row_scratch = e(B * H, T)
+        self.head_scratch = e(7, B * H, T, hs)   # per (batch, head): q, k, v, y or dy, dq, dk, dv
+        self.datt_scratch = e(B * H, T, T)
         self.idx = np.zeros((B, T), dtype=np.int32)
         self.targets = np.zeros(N, dtype=np.int32)
         self.has_targets = False
@@ -123,8 +122,7 @@ class Net:
             K.layernorm_forward(x, p[h + "ln1_w"], p[h + "ln1_b"], eps, self.ln1[l], *self.ln1_stats[l])
             np.matmul(self.ln1[l], p[h + "qkv_w"], out=self.qkv[l])
             K.bias_forward(self.qkv[l], p[h + "qkv_b"])
-            K.attention_forward(self.qkv[l], B, T, H, self.att[l], self.atty[l], self.head_scratch[0],
-                                self.head_scratch_t, self.head_scratch[1])
+            K.attention_forward(self.qkv[l], B, T, H, cfg.attn_scale, self.att[l], self.atty[l], self.head_scratch)
             np.matmul(self.atty[l], p[h + "proj_w"], out=self.tmp)
             K.residual_forward(x, self.tmp, p[h + "proj_b"], a)
             # MLP: x_next = a + phi(ln2(a) @ fc_w + fc_b) @ fcproj_w + fcproj_b
@@ -181,9 +179,8 @@ class Net:
             K.bias_backward(dx, g[h + "proj_b"], self.partial_c)
             np.matmul(self.atty[l].T, dx, out=g[h + "proj_w"])
             np.matmul(dx, p[h + "proj_w"].T, out=self.datty)
-            sq, sv, sdq, sdk, sdv = self.head_scratch
-            K.attention_backward(self.datty, self.qkv[l], self.att[l], B, T, H, self.dqkv, sq, self.head_scratch_t,
-                                 sv, sdq, sdk, sdv, self.row_scratch)
+            K.attention_backward(self.datty, self.qkv[l], self.att[l], B, T, H, cfg.attn_scale, self.dqkv,
+                                 self.head_scratch, self.datt_scratch)
             K.bias_backward(self.dqkv, g[h + "qkv_b"], self.partial_3c)
             np.matmul(self.ln1[l].T, self.dqkv, out=g[h + "qkv_w"])
             np.matmul(self.dqkv, p[h + "qkv_w"].T, out=dln)
