@@ -82,24 +82,26 @@ def test_layernorm(rng):
     check("layernorm db", fd(f, b), db)
 
 
-@pytest.mark.parametrize("T,H", [(1, 1), (5, 2), (9, 4)])
-def test_attention(rng, T, H):
+@pytest.mark.parametrize("T,H,scale", [(1, 1, None), (5, 2, None), (9, 4, None), (5, 2, 0.37)])
+def test_attention(rng, T, H, scale):
+    """Default scale 1/sqrt(hs) and another one (the logit scale is the kernel's parameter)."""
     B, C = 2, 8
     hs = C // H
+    scale = 1 / np.sqrt(hs) if scale is None else scale
     qkv = rng.normal(size=(B * T, 3 * C))
     R = rng.normal(size=(B * T, C))
     att, y = np.empty((B, H, T, T)), np.empty((B * T, C))
     heads, sda = np.empty((7, B * H, T, hs)), np.empty((B * H, T, T))
 
     def f():
-        K.attention_forward(qkv, B, T, H, 1 / np.sqrt(hs), att, y, heads)
+        K.attention_forward(qkv, B, T, H, scale, att, y, heads)
         return float((y * R).sum())
     f()
     np.testing.assert_allclose(np.triu(att, 1), 0)
     np.testing.assert_allclose(att.sum(-1), 1, rtol=1e-12)
     dqkv = np.empty_like(qkv)
-    K.attention_backward(R, qkv, att, B, T, H, 1 / np.sqrt(hs), dqkv, heads, sda)
-    check(f"attention T={T} H={H} dqkv", fd(f, qkv), dqkv)
+    K.attention_backward(R, qkv, att, B, T, H, scale, dqkv, heads, sda)
+    check(f"attention T={T} H={H} scale={scale:.3g} dqkv", fd(f, qkv), dqkv)
 
 
 def test_attention_against_plain_numpy(rng):

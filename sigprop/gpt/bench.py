@@ -157,30 +157,34 @@ def gemm_floor_runner(config: GPTConfig, batch: int, seed: int = 0):
     return run
 
 
-def time_interleaved(contenders: dict, repeat: int, steps: int) -> dict:
+def time_interleaved(contenders: dict, repeat: int, steps: int, clock=time.perf_counter) -> dict:
     """name -> list of per-step seconds, one per round; every round runs each contender for
-    ``steps`` steps, in an order rotated by one each round. A warm-up round comes first."""
+    ``steps`` steps, in an order rotated by one each round. A warm-up round comes first.
+    ``clock``: wall time (``time.perf_counter``) or the process's CPU time (``time.process_time``:
+    on one thread the work done, whatever else loads the machine)."""
     for run in contenders.values():
         run(1)
     names = list(contenders)
     times = {name: [] for name in names}
     for r in range(repeat):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            t = time.perf_counter()
+            t = clock()
             contenders[name](steps)
-            times[name].append((time.perf_counter() - t) / steps)
+            times[name].append((clock() - t) / steps)
     return times
 
 
-def speed_table(config: GPTConfig, batch: int, repeat: int, steps: int, torch: bool = True) -> dict:
-    """Median ms/step of every contender for one config (see the module docstring)."""
+def speed_table(config: GPTConfig, batch: int, repeat: int, steps: int, torch: bool = True,
+                cpu: bool = False) -> dict:
+    """Median ms/step of every contender for one config (see the module docstring); ``cpu``:
+    process CPU time instead of wall time."""
     batches = random_batches(config, batch)
     contenders = {"sigprop": sigprop_runner(config, batches)}
     if torch:
         contenders["torch manual"] = torch_runner(config, batches, "manual")
         contenders["torch sdpa"] = torch_runner(config, batches, "sdpa")
     contenders["GEMM floor"] = gemm_floor_runner(config, batch)
-    times = time_interleaved(contenders, repeat, steps)
+    times = time_interleaved(contenders, repeat, steps, time.process_time if cpu else time.perf_counter)
     return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
@@ -251,7 +255,7 @@ def breakdown(config: GPTConfig, batch: int, repeat: int, steps: int, cpu: bool 
 def format_breakdown(title: str, ms: dict) -> str:
     lines = [title]
     for name, t in ms.items():
-        lines.append(f"  {name:24s} {t:8.2f} ms/step {100 * t / ms['total']:5.1f} %")
+        lines.append(f"    {name:24s} {t:8.2f} ms/step {100 * t / ms['total']:5.1f} %")
     return "\n".join(lines)
 
 
