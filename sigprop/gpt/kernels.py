@@ -194,23 +194,28 @@ def residual_forward(res, y, b, out):
 
 
 # ----------------------------------------------------------------------------------------------
-# MLP activation: pre += b (the fc bias), out = phi(pre);  backward: dpre = dout phi'(pre), db = sum dpre
+# MLP activation: h = pre + b (the fc bias), out = phi(h), and phi'(h) kept for the backward (in pre's
+# buffer: the backward needs nothing else of h, and phi and phi' share their tanh);
+# backward: dpre = dout phi'(h), db = sum dpre
 # ----------------------------------------------------------------------------------------------
 @numba.njit(**PARALLEL_FAST_JIT)
 def activation_forward(pre, b, out):
+    """out = phi(pre + b); pre is overwritten with phi'(pre + b) (the backward's ``dphi``)."""
     N, C = pre.shape
     for r in prange(N):
+        p = pre[r]
+        o = out[r]
         for j in range(C):
-            h = pre[r, j] + b[j]
-            pre[r, j] = h
-            out[r, j] = phi(h)
+            f, d = phi_dphi(p[j] + b[j])
+            o[j] = f
+            p[j] = d
 
 
 @numba.njit(**PARALLEL_FAST_JIT)
-def activation_backward(dout, pre, dpre, db, partial):
-    """dpre = dout phi'(pre); db = sum over rows of dpre. (dpre should not be dout: an in-place
-    update does not vectorise, about 6x slower.)"""
-    N, C = pre.shape
+def activation_backward(dout, dphi, dpre, db, partial):
+    """dpre = dout dphi (dphi: what :func:`activation_forward` left in pre); db = sum over rows of
+    dpre. (dpre should not be dout: an in-place update does not vectorise.)"""
+    N, C = dphi.shape
     for i in prange(CHUNKS):
         lo, hi = _chunk(i, N)
         p = partial[i]
@@ -218,7 +223,7 @@ def activation_backward(dout, pre, dpre, db, partial):
             p[j] = 0
         for r in range(lo, hi):
             for j in range(C):
-                g = dout[r, j] * phi_dphi(pre[r, j])[1]
+                g = dout[r, j] * dphi[r, j]
                 dpre[r, j] = g
                 p[j] += g
     _sum_partials(partial[:CHUNKS], db, False)

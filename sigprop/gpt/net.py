@@ -2,7 +2,7 @@
 
 A :class:`Net` owns the buffers of one batch shape ``(B, T)``: every activation the backward
 needs (per block: LayerNorm outputs and statistics, QKV, attention probabilities, attention
-output, the residual stream after attention, MLP pre-activations and outputs; the residual
+output, the residual stream after attention, MLP outputs and activation derivatives; the residual
 stream entering each block; final LayerNorm, logits, probabilities) and the gradient scratch.
 Nothing is allocated per step.
 
@@ -61,7 +61,7 @@ class Net:
         self.atty = [e(N, C) for _ in range(L)]
         self.ln2 = [e(N, C) for _ in range(L)]
         self.ln2_stats = [(e(N), e(N)) for _ in range(L)]
-        self.fc_pre = [e(N, 4 * C) for _ in range(L)]
+        self.fc_dphi = [e(N, 4 * C) for _ in range(L)]   # MLP pre-activation, then phi' of it
         self.fc_out = [e(N, 4 * C) for _ in range(L)]
         self.lnf = e(N, C)
         self.lnf_stats = (e(N), e(N))
@@ -127,8 +127,8 @@ class Net:
             K.residual_forward(x, self.tmp, p[h + "proj_b"], a)
             # MLP: x_next = a + phi(ln2(a) @ fc_w + fc_b) @ fcproj_w + fcproj_b
             K.layernorm_forward(a, p[h + "ln2_w"], p[h + "ln2_b"], eps, self.ln2[l], *self.ln2_stats[l])
-            np.matmul(self.ln2[l], p[h + "fc_w"], out=self.fc_pre[l])
-            K.activation_forward(self.fc_pre[l], p[h + "fc_b"], self.fc_out[l])
+            np.matmul(self.ln2[l], p[h + "fc_w"], out=self.fc_dphi[l])
+            K.activation_forward(self.fc_dphi[l], p[h + "fc_b"], self.fc_out[l])   # keeps phi' in fc_dphi
             np.matmul(self.fc_out[l], p[h + "fcproj_w"], out=self.tmp)
             K.residual_forward(a, self.tmp, p[h + "fcproj_b"], self.x[l + 1])
         K.layernorm_forward(self.x[-1], p["lnf_w"], p["lnf_b"], eps, self.lnf, *self.lnf_stats)
@@ -170,7 +170,7 @@ class Net:
             K.bias_backward(dx, g[h + "fcproj_b"], self.partial_c)
             np.matmul(self.fc_out[l].T, dx, out=g[h + "fcproj_w"])
             np.matmul(dx, p[h + "fcproj_w"].T, out=self.dfc)
-            K.activation_backward(self.dfc, self.fc_pre[l], self.dfc_pre, g[h + "fc_b"], self.partial_4c)
+            K.activation_backward(self.dfc, self.fc_dphi[l], self.dfc_pre, g[h + "fc_b"], self.partial_4c)
             np.matmul(self.ln2[l].T, self.dfc_pre, out=g[h + "fc_w"])
             np.matmul(self.dfc_pre, p[h + "fc_w"].T, out=dln)
             K.layernorm_backward(dln, self.a[l], *self.ln2_stats[l], p[h + "ln2_w"], dx, dx,
