@@ -396,11 +396,11 @@ def mean_of(values):
 # AdamW (PyTorch's update): theta *= 1 - lr wd (decayed tensors only);  m = b1 m + (1-b1) g;
 # v = b2 v + (1-b2) g^2;  theta -= lr/(1-b1^t) m / (sqrt(v)/sqrt(1-b2^t) + eps), with g = grad scale
 # ----------------------------------------------------------------------------------------------
-@numba.njit(**FAST_JIT)
+@numba.njit(**PARALLEL_FAST_JIT)
 def sum_of_squares(x, partial):
     """sum x^2 over a flat array in float64, in CHUNKS chunks added in order (partial: (CHUNKS,))."""
     n = x.shape[0]
-    for i in range(CHUNKS):
+    for i in prange(CHUNKS):
         lo, hi = _chunk(i, n)
         s = 0.0
         for k in range(lo, hi):
