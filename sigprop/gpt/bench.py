@@ -12,7 +12,8 @@ Contenders, each running whole training steps on the same batches:
                     MLP-projection products forward, their dX and dW backward; the tied head forward
                     and its two backward products), numpy into preallocated outputs, per-layer
                     weights and activations like the Net's: what any BLAS-based implementation pays.
-                    (The attention's T x T products are not included: they live in our kernels.)
+                    (The attention's T x T products are not included: they run inside the attention
+                    kernels, one small BLAS product per (batch, head).)
 
 Contenders take turns (their order rotating every round) so that load from other processes
 hits them alike; each gets the median over rounds of its per-step time.

@@ -3,8 +3,11 @@
 This file is a template, like :mod:`sigprop.charmlp.kernels`: :func:`sigprop.gpt.model.load_kernels`
 replaces the block between the ``activation`` markers with the MLP activation's sympy-printed
 ``phi``/``dphi`` (GPT-2's tanh-approximate GELU by default), writes the module to the kernel cache
-folder and imports it. The matrix products are not here: they go to BLAS through numpy
-(:mod:`sigprop.gpt.net` calls them with preallocated outputs).
+folder and imports it. The matrix products of the linear layers are not here: they go to BLAS
+through numpy (:mod:`sigprop.gpt.net` calls them with preallocated outputs); the attention's small
+per-head products call BLAS through ``np.dot`` inside its kernels. Kernels whose work is a few
+passes over an (N, C) array run serially (a parallel launch costs about as much as the work);
+the attention, the MLP activation and AdamW run in parallel.
 
 Shapes: ``N = B T`` rows (batch x position), ``C`` channels, ``H`` heads of ``hs = C / H``.
 Every kernel writes into arrays it is given; none allocates. Sums over rows (weight and bias
