@@ -15,7 +15,12 @@ small one, <= 1.5x the GEMM floor at the default config.
 Usage::
 
     python benchmarks/gpt_speed.py [--dtype float32] [--repeat 7] [--steps 3] [--threads N]
-                                   [--val-steps N] [--no-start-times]
+                                   [--clock wall|cpu] [--breakdown] [--val-steps N] [--no-start-times]
+
+``--clock cpu`` times by the process's CPU time: with ``--threads 1`` that is the work each
+contender does, unaffected by other processes on a loaded machine (with more threads it counts
+spin-waiting too). ``--breakdown`` also prints sigprop's ms per step in every kernel and in the
+BLAS products.
 """
 from __future__ import annotations
 
@@ -31,6 +36,9 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=3, help="training steps per contender per round (default 3)")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every contender (default: cores)")
     p.add_argument("--val-steps", type=int, default=0, help="also train both N steps and compare val losses")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="wall time, or process CPU time (meaningful with --threads 1 on a loaded machine)")
+    p.add_argument("--breakdown", action="store_true", help="also print sigprop's time per operation")
     p.add_argument("--no-start-times", action="store_true", help="skip the fresh/cached start times")
     args = p.parse_args(argv)
     if args.repeat < 1 or args.steps < 1 or args.threads < 1 or args.val_steps < 0:
@@ -47,14 +55,18 @@ def main(argv=None) -> int:
         have_torch = False
     threads = bench.set_threads(args.threads, torch=have_torch)
     print(f"threads: {', '.join(f'{k} {v}' for k, v in threads.items())} (cores: {os.cpu_count()}); "
-          f"dtype {args.dtype}; median of {args.repeat} rounds x {args.steps} steps, contenders interleaved"
+          f"dtype {args.dtype}; {args.clock} clock; median of {args.repeat} rounds x {args.steps} steps, "
+          f"contenders interleaved"
           + ("" if have_torch else "; PyTorch not importable: its rows are missing"))
     batch = 16
     configs = {"default (L12 H4 C128 T64 B16)": GPTConfig(dtype=args.dtype),
                "small   (L12 H4 C64  T32 B16)": GPTConfig(n_embd=64, block_size=32, dtype=args.dtype)}
     for title, cfg in configs.items():
-        ms = bench.speed_table(cfg, batch, args.repeat, args.steps, torch=have_torch)
+        ms = bench.speed_table(cfg, batch, args.repeat, args.steps, torch=have_torch, cpu=args.clock == "cpu")
         print(bench.format_table(title, ms))
+        if args.breakdown:
+            print(bench.format_breakdown("  sigprop per operation", bench.breakdown(
+                cfg, batch, args.repeat, args.steps, cpu=args.clock == "cpu")))
 
     if not args.no_start_times:
         first, cached = bench.start_times(args.dtype)

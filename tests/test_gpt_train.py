@@ -118,3 +118,20 @@ def test_cli_train_sample_and_errors(tmp_path, capsys):
     assert main(["gpt", "train", "--data", str(empty), "--out", str(tmp_path / "y")]) == 2
     assert not (tmp_path / "y").exists()
 
+
+
+def test_same_bits_on_any_number_of_threads():
+    """Every sum over rows is split into fixed chunks and every attention head is one task, so a
+    training run gives bitwise the same losses and parameters on 1 and 2 numba threads."""
+    import numba
+    cfg = GPTTrainConfig(**SMALL, steps=4, eval_every=0, diag_every=0, seed=5)
+    n = numba.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+            runs.append(train(cfg, progress=False))
+    finally:
+        numba.set_num_threads(n)
+    assert np.array_equal(runs[0].losses, runs[1].losses)
+    assert np.array_equal(runs[0].params.theta, runs[1].params.theta)

@@ -12,7 +12,8 @@ Contenders, each running whole training steps on the same batches:
                     MLP-projection products forward, their dX and dW backward; the tied head forward
                     and its two backward products), numpy into preallocated outputs, per-layer
                     weights and activations like the Net's: what any BLAS-based implementation pays.
-                    (The attention's T x T products are not included: they live in our kernels.)
+                    (The attention's T x T products are not included: they run inside the attention
+                    kernels, one small BLAS product per (batch, head).)
 
 Contenders take turns (their order rotating every round) so that load from other processes
 hits them alike; each gets the median over rounds of its per-step time.
@@ -98,6 +99,7 @@ def sigprop_runner(config: GPTConfig, batches: list, seed: int = 0):
     state = {"step": 0}
 
     def run(n):
+        K = run.K   # (breakdown swaps in a timed stand-in)
         for _ in range(n):
             x, y = batches[state["step"] % len(batches)]
             net.forward(theta, x, y)
@@ -106,6 +108,7 @@ def sigprop_runner(config: GPTConfig, batches: list, seed: int = 0):
             scale = min(1.0, GRAD_CLIP / (norm + 1e-6)) if math.isfinite(norm) else 1.0
             state["step"] += 1
             K.adamw_update(theta, grad, m, v, segments, LR, *BETAS, EPS, WEIGHT_DECAY, state["step"], scale)
+    run.net, run.K = net, K
     return run
 
 
@@ -155,30 +158,34 @@ def gemm_floor_runner(config: GPTConfig, batch: int, seed: int = 0):
     return run
 
 
-def time_interleaved(contenders: dict, repeat: int, steps: int) -> dict:
+def time_interleaved(contenders: dict, repeat: int, steps: int, clock=time.perf_counter) -> dict:
     """name -> list of per-step seconds, one per round; every round runs each contender for
-    ``steps`` steps, in an order rotated by one each round. A warm-up round comes first."""
+    ``steps`` steps, in an order rotated by one each round. A warm-up round comes first.
+    ``clock``: wall time (``time.perf_counter``) or the process's CPU time (``time.process_time``:
+    on one thread the work done, whatever else loads the machine)."""
     for run in contenders.values():
         run(1)
     names = list(contenders)
     times = {name: [] for name in names}
     for r in range(repeat):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            t = time.perf_counter()
+            t = clock()
             contenders[name](steps)
-            times[name].append((time.perf_counter() - t) / steps)
+            times[name].append((clock() - t) / steps)
     return times
 
 
-def speed_table(config: GPTConfig, batch: int, repeat: int, steps: int, torch: bool = True) -> dict:
-    """Median ms/step of every contender for one config (see the module docstring)."""
+def speed_table(config: GPTConfig, batch: int, repeat: int, steps: int, torch: bool = True,
+                cpu: bool = False) -> dict:
+    """Median ms/step of every contender for one config (see the module docstring); ``cpu``:
+    process CPU time instead of wall time."""
     batches = random_batches(config, batch)
     contenders = {"sigprop": sigprop_runner(config, batches)}
     if torch:
         contenders["torch manual"] = torch_runner(config, batches, "manual")
         contenders["torch sdpa"] = torch_runner(config, batches, "sdpa")
     contenders["GEMM floor"] = gemm_floor_runner(config, batch)
-    times = time_interleaved(contenders, repeat, steps)
+    times = time_interleaved(contenders, repeat, steps, time.process_time if cpu else time.perf_counter)
     return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
@@ -186,6 +193,70 @@ def format_table(title: str, ms: dict) -> str:
     lines = [title, f"  {'contender':14s} {'ms/step':>9s} {'/ sigprop':>10s} {'/ GEMM floor':>13s}"]
     for name, t in ms.items():
         lines.append(f"  {name:14s} {t:9.2f} {t / ms['sigprop']:10.2f} {t / ms['GEMM floor']:13.2f}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# Time per operation
+# ----------------------------------------------------------------------------------------------
+class _Timed:
+    """Stands for a module: its callables accumulate wall time into ``acc[label]``."""
+
+    def __init__(self, module, acc, only=None, label=None, clock=time.perf_counter):
+        self._module, self._acc, self._only, self._label, self._clock = module, acc, only, label, clock
+
+    def __getattr__(self, name):
+        attr = getattr(self._module, name)
+        if not callable(attr) or (self._only is not None and name not in self._only):
+            return attr
+        label = self._label or name
+
+        def timed(*args, **kwargs):
+            t = self._clock()
+            out = attr(*args, **kwargs)
+            self._acc[label] = self._acc.get(label, 0.0) + self._clock() - t
+            return out
+        return timed
+
+
+def breakdown(config: GPTConfig, batch: int, repeat: int, steps: int, cpu: bool = False) -> dict:
+    """op -> median over ``repeat`` rounds of ms per training step spent in it (every kernel by
+    name, every BLAS product of the Net as ``GEMM (BLAS)``, ``total`` the whole step, ``other``
+    the rest: Python between the calls). Timing each call adds a little per call. With ``cpu``
+    the clock is the process's CPU time (on one thread: the work, whatever else loads the machine;
+    on more threads it counts spin-waiting too), else wall time."""
+    clock = time.process_time if cpu else time.perf_counter
+    from . import net as net_module
+    batches = random_batches(config, batch)
+    acc = {}
+    runner = sigprop_runner(config, batches)
+    kernels = runner.net.K
+    runner.net.K = runner.K = _Timed(kernels, acc, clock=clock)
+    rounds = []
+    saved = net_module.np
+    net_module.np = _Timed(np, acc, only=("matmul",), label="GEMM (BLAS)", clock=clock)
+    try:
+        runner(1)
+        for _ in range(repeat):
+            acc.clear()
+            t = clock()
+            runner(steps)
+            total = clock() - t
+            row = {name: 1e3 * s / steps for name, s in acc.items()}
+            row["other"] = 1e3 * total / steps - sum(row.values())
+            row["total"] = 1e3 * total / steps
+            rounds.append(row)
+    finally:
+        net_module.np = saved
+        runner.net.K = runner.K = kernels
+    out = {name: statistics.median(r.get(name, 0.0) for r in rounds) for name in rounds[0]}
+    return dict(sorted(out.items(), key=lambda kv: (kv[0] == "total", -kv[1])))
+
+
+def format_breakdown(title: str, ms: dict) -> str:
+    lines = [title]
+    for name, t in ms.items():
+        lines.append(f"    {name:24s} {t:8.2f} ms/step {100 * t / ms['total']:5.1f} %")
     return "\n".join(lines)
 
 

@@ -3,8 +3,11 @@
 This file is a template, like :mod:`sigprop.charmlp.kernels`: :func:`sigprop.gpt.model.load_kernels`
 replaces the block between the ``activation`` markers with the MLP activation's sympy-printed
 ``phi``/``dphi`` (GPT-2's tanh-approximate GELU by default), writes the module to the kernel cache
-folder and imports it. The matrix products are not here: they go to BLAS through numpy
-(:mod:`sigprop.gpt.net` calls them with preallocated outputs).
+folder and imports it. The matrix products of the linear layers are not here: they go to BLAS
+through numpy (:mod:`sigprop.gpt.net` calls them with preallocated outputs); the attention's small
+per-head products call BLAS through ``np.dot`` inside its kernels. Kernels whose work is a few
+passes over an (N, C) array run serially (a parallel launch costs about as much as the work);
+the attention, the MLP activation and AdamW run in parallel.
 
 Shapes: ``N = B T`` rows (batch x position), ``C`` channels, ``H`` heads of ``hs = C / H``.
 Every kernel writes into arrays it is given; none allocates. Sums over rows (weight and bias
@@ -17,7 +20,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from sigprop._jit import CONTRACT_JIT, JIT, PARALLEL_FAST_JIT, PARALLEL_JIT
+from sigprop._jit import CONTRACT_JIT, FAST_JIT, JIT, PARALLEL_FAST_JIT, PARALLEL_JIT
 
 # --- activation: begin (replaced by sigprop.gpt.model.load_kernels with the activation's numba source)
 import sigprop.charmlp.vmath as math  # noqa: E402  (vectorisable exp/tanh; every other name is math's)
@@ -67,11 +70,11 @@ def _sum_partials(partial, out, accumulate):
 # ----------------------------------------------------------------------------------------------
 # Embedding: x[b t] = wte[idx[b, t]] + wpe[t]
 # ----------------------------------------------------------------------------------------------
-@numba.njit(**PARALLEL_JIT)
+@numba.njit(**JIT)
 def embedding_forward(idx, wte, wpe, out):
     B, T = idx.shape
     C = wte.shape[1]
-    for r in prange(B * T):
+    for r in range(B * T):
         tok = idx[r // T, r % T]
         t = r % T
         for j in range(C):
@@ -95,11 +98,11 @@ def embedding_backward(dout, idx, dwte, dwpe):
 # ----------------------------------------------------------------------------------------------
 # LayerNorm over channels: y = w (x - mean) rstd + b,  rstd = 1 / sqrt(var + eps)
 # ----------------------------------------------------------------------------------------------
-@numba.njit(**PARALLEL_JIT)
+@numba.njit(**FAST_JIT)
 def layernorm_forward(x, w, b, eps, out, mean, rstd):
     N, C = x.shape
     eps_ = x.dtype.type(eps)
-    for r in prange(N):
+    for r in range(N):
         xr = x[r]
         m = xr.dtype.type(0)
         for j in range(C):
@@ -117,7 +120,7 @@ def layernorm_forward(x, w, b, eps, out, mean, rstd):
         rstd[r] = s
 
 
-@numba.njit(**PARALLEL_JIT)
+@numba.njit(**FAST_JIT)
 def layernorm_backward(dout, x, mean, rstd, w, dres, dx, dw, db, partial):
     """dx = dres + dL/dx through the LayerNorm (dx may be dres itself); dw, db = sums over rows.
 
@@ -125,7 +128,7 @@ def layernorm_backward(dout, x, mean, rstd, w, dres, dx, dw, db, partial):
     ``partial`` is scratch of shape (2 CHUNKS, C).
     """
     N, C = x.shape
-    for i in prange(CHUNKS):
+    for i in range(CHUNKS):
         lo, hi = _chunk(i, N)
         pw = partial[i]
         pb = partial[CHUNKS + i]
@@ -157,19 +160,19 @@ def layernorm_backward(dout, x, mean, rstd, w, dres, dx, dw, db, partial):
 # ----------------------------------------------------------------------------------------------
 # Bias: y += b  (forward of matmul + bias; the product itself is BLAS);  db = sum_rows dy
 # ----------------------------------------------------------------------------------------------
-@numba.njit(**PARALLEL_JIT)
+@numba.njit(**FAST_JIT)
 def bias_forward(y, b):
     N, C = y.shape
-    for r in prange(N):
+    for r in range(N):
         for j in range(C):
             y[r, j] += b[j]
 
 
-@numba.njit(**PARALLEL_JIT)
+@numba.njit(**FAST_JIT)
 def bias_backward(dy, db, partial):
     """db = sum over rows of dy; ``partial`` is scratch (CHUNKS, C)."""
     N, C = dy.shape
-    for i in prange(CHUNKS):
+    for i in range(CHUNKS):
         lo, hi = _chunk(i, N)
         p = partial[i]
         for j in range(C):
@@ -183,10 +186,10 @@ def bias_backward(dy, db, partial):
 # ----------------------------------------------------------------------------------------------
 # Residual: out = res + y + b  (y = a @ W_proj from BLAS; the projection's bias added here)
 # ----------------------------------------------------------------------------------------------
-@numba.njit(**PARALLEL_JIT)
+@numba.njit(**FAST_JIT)
 def residual_forward(res, y, b, out):
     N, C = y.shape
-    for r in prange(N):
+    for r in range(N):
         for j in range(C):
             out[r, j] = res[r, j] + y[r, j] + b[j]
 # residual backward: d res = d out and d y = d out (the gradient passes through unchanged), so it has
@@ -194,23 +197,28 @@ def residual_forward(res, y, b, out):
 
 
 # ----------------------------------------------------------------------------------------------
-# MLP activation: pre += b (the fc bias), out = phi(pre);  backward: dpre = dout phi'(pre), db = sum dpre
+# MLP activation: h = pre + b (the fc bias), out = phi(h), and phi'(h) kept for the backward (in pre's
+# buffer: the backward needs nothing else of h, and phi and phi' share their tanh);
+# backward: dpre = dout phi'(h), db = sum dpre
 # ----------------------------------------------------------------------------------------------
 @numba.njit(**PARALLEL_FAST_JIT)
 def activation_forward(pre, b, out):
+    """out = phi(pre + b); pre is overwritten with phi'(pre + b) (the backward's ``dphi``)."""
     N, C = pre.shape
     for r in prange(N):
+        p = pre[r]
+        o = out[r]
         for j in range(C):
-            h = pre[r, j] + b[j]
-            pre[r, j] = h
-            out[r, j] = phi(h)
+            f, d = phi_dphi(p[j] + b[j])
+            o[j] = f
+            p[j] = d
 
 
 @numba.njit(**PARALLEL_FAST_JIT)
-def activation_backward(dout, pre, dpre, db, partial):
-    """dpre = dout phi'(pre); db = sum over rows of dpre. (dpre should not be dout: an in-place
-    update does not vectorise, about 6x slower.)"""
-    N, C = pre.shape
+def activation_backward(dout, dphi, dpre, db, partial):
+    """dpre = dout dphi (dphi: what :func:`activation_forward` left in pre); db = sum over rows of
+    dpre. (dpre should not be dout: an in-place update does not vectorise.)"""
+    N, C = dphi.shape
     for i in prange(CHUNKS):
         lo, hi = _chunk(i, N)
         p = partial[i]
@@ -218,7 +226,7 @@ def activation_backward(dout, pre, dpre, db, partial):
             p[j] = 0
         for r in range(lo, hi):
             for j in range(C):
-                g = dout[r, j] * phi_dphi(pre[r, j])[1]
+                g = dout[r, j] * dphi[r, j]
                 dpre[r, j] = g
                 p[j] += g
     _sum_partials(partial[:CHUNKS], db, False)
@@ -226,158 +234,128 @@ def activation_backward(dout, pre, dpre, db, partial):
 
 # ----------------------------------------------------------------------------------------------
 # Causal self-attention of one (batch, head) pair per task. qkv rows hold [q | k | v], each C wide,
-# head h at columns h hs .. (h+1) hs of its part.
-#   s[t, u] = q_t . k_u / sqrt(hs)  (u <= t),   att[t, :] = softmax(s[t, :u<=t]),   y_t = sum_u att[t, u] v_u
-# Each task first copies its head into contiguous scratch (q, v as (T, hs); k as (hs, T)) so that
-# every inner loop runs along a contiguous row and vectorises.
+# head h at columns h hs .. (h+1) hs of its part; ``scale`` multiplies the logits (GPT-2:
+# 1/sqrt(hs), chosen by the caller: GPTConfig.attn_scale).
+#   s[t, u] = scale q_t . k_u  (u <= t),   att[t, :] = softmax(s[t, :u<=t]),   y_t = sum_u att[t, u] v_u
+# Each task copies its head into contiguous scratch, and the four T x T products (and their
+# backward) go to BLAS (np.dot; one task's products are small enough that BLAS runs them on the
+# calling thread, so the result does not depend on the number of threads). The products run over
+# the full T x T square: the masked half is zero in att, and BLAS on it beats a triangular loop.
 # ----------------------------------------------------------------------------------------------
 @numba.njit(**JIT)
-def _gather_head(qkv, b, T, col, rows, cols_first):
-    """Copy the (T, hs) block of qkv at rows b T.., columns col.. into ``rows`` (T, hs), or its
-    transpose into ``rows`` (hs, T) when ``cols_first``."""
-    if cols_first:
-        hs = rows.shape[0]
-        for t in range(T):
-            src = qkv[b * T + t]
-            for i in range(hs):
-                rows[i, t] = src[col + i]
-    else:
-        hs = rows.shape[1]
-        for t in range(T):
-            src = qkv[b * T + t]
-            dst = rows[t]
-            for i in range(hs):
-                dst[i] = src[col + i]
+def _gather_head(src, b, T, col, dst):
+    """dst (T, hs) = the block of src at rows b T.., columns col.."""
+    hs = dst.shape[1]
+    for t in range(T):
+        row = src[b * T + t]
+        out = dst[t]
+        for i in range(hs):
+            out[i] = row[col + i]
+
+
+@numba.njit(**JIT)
+def _scatter_head(src, dst, b, T, col):
+    """The block of dst at rows b T.., columns col.. = src (T, hs)."""
+    hs = src.shape[1]
+    for t in range(T):
+        row = dst[b * T + t]
+        s = src[t]
+        for i in range(hs):
+            row[col + i] = s[i]
 
 
 @numba.njit(**PARALLEL_FAST_JIT)
-def attention_forward(qkv, B, T, H, att, y, sq, skt, sv, logit_scale):
+def attention_forward(qkv, B, T, H, scale, att, y, heads):
     """att (B, H, T, T): probabilities (0 above the diagonal); y (B T, C).
-    Scratch per task: sq, sv (B H, T, hs), skt (B H, hs, T). Logits are q.k * logit_scale
-    (GPTConfig.attn_scale: 1/sqrt(hs) in SP, proportional to 1/hs in muP)."""
+    ``heads`` is scratch (>= 4, B H, T, hs)."""
     C = qkv.shape[1] // 3
     hs = C // H
     dt = qkv.dtype.type
-    scale = dt(logit_scale)
+    sc = dt(scale)
     zero = dt(0)
     for task in prange(B * H):
         b = task // H
         h = task % H
-        q, kt, v = sq[task], skt[task], sv[task]
-        _gather_head(qkv, b, T, h * hs, q, False)
-        _gather_head(qkv, b, T, C + h * hs, kt, True)
-        _gather_head(qkv, b, T, 2 * C + h * hs, v, False)
+        q, k, v, acc = heads[0, task], heads[1, task], heads[2, task], heads[3, task]
+        _gather_head(qkv, b, T, h * hs, q)
+        _gather_head(qkv, b, T, C + h * hs, k)
+        _gather_head(qkv, b, T, 2 * C + h * hs, v)
+        a = att[b, h]
+        np.dot(q, k.T, a)
         for t in range(T):
-            a = att[b, h, t]
+            r = a[t]
             n = t + 1
+            smax = r[0] * sc
             for u in range(n):
-                a[u] = zero
-            for i in range(hs):           # a[:n] += q[t, i] k[:n, i]
-                qi = q[t, i]
-                kr = kt[i]
-                for u in range(n):
-                    a[u] += qi * kr[u]
-            smax = a[0]
-            for u in range(n):
-                a[u] *= scale
-                if a[u] > smax:
-                    smax = a[u]
+                r[u] *= sc
+                smax = max(smax, r[u])
             total = zero
             for u in range(n):
-                e = math.exp(a[u] - smax)   # vmath: vectorises (np.exp is a scalar libm call)
-                a[u] = e
+                e = math.exp(r[u] - smax)   # vmath: vectorises (np.exp is a scalar libm call)
+                r[u] = e
                 total += e
             inv = dt(1) / total
             for u in range(n):
-                a[u] *= inv
+                r[u] *= inv
             for u in range(n, T):
-                a[u] = zero
-            acc = q[t]                     # q_t is used up: its scratch row accumulates y_t
-            for i in range(hs):
-                acc[i] = zero
-            for u in range(n):             # y_t = sum_u att[t, u] v_u
-                p = a[u]
-                vr = v[u]
-                for i in range(hs):
-                    acc[i] += p * vr[i]
-            yr = y[b * T + t]
-            o = h * hs
-            for i in range(hs):
-                yr[o + i] = acc[i]
+                r[u] = zero
+        np.dot(a, v, acc)
+        _scatter_head(acc, y, b, T, h * hs)
 
 
 @numba.njit(**PARALLEL_FAST_JIT)
-def attention_backward(dy, qkv, att, B, T, H, dqkv, sq, skt, sv, sdq, sdk, sdv, srow, logit_scale):
-    """dqkv (B T, 3C) from dy (B T, C), with the forward's att. Scratch per task: sq, sv, sdq, sdk,
-    sdv (B H, T, hs); skt (B H, hs, T) holding v transposed here; srow (B H, T).
+def attention_backward(dy, qkv, att, B, T, H, scale, dqkv, heads, sda):
+    """dqkv (B T, 3C) from dy (B T, C), with the forward's att. Scratch: ``heads`` (>= 7, B H, T, hs),
+    ``sda`` (B H, T, T).
 
-    datt[t, u] = dy_t . v_u;  dv_u += att[t, u] dy_t;
-    ds[t, u] = att[t, u] (datt[t, u] - sum_u' att[t, u'] datt[t, u']) logit_scale;
-    dq_t += sum_u ds[t, u] k_u;  dk_u += ds[t, u] q_t.
+    datt = dy v^T;  dv = att^T dy;  ds[t, u] = att[t, u] (datt[t, u] - sum_u' att[t, u'] datt[t, u']) scale;
+    dq = ds k;  dk = ds^T q.
     """
     C = qkv.shape[1] // 3
     hs = C // H
     dt = qkv.dtype.type
-    scale = dt(logit_scale)
+    sc = dt(scale)
     zero = dt(0)
     for task in prange(B * H):
         b = task // H
         h = task % H
-        q, k, vt = sq[task], sv[task], skt[task]
-        dq, dk, dv, da = sdq[task], sdk[task], sdv[task], srow[task]
-        _gather_head(qkv, b, T, h * hs, q, False)
-        _gather_head(qkv, b, T, C + h * hs, k, False)
-        _gather_head(qkv, b, T, 2 * C + h * hs, vt, True)
-        for t in range(T):
-            for i in range(hs):
-                dq[t, i] = zero
-                dk[t, i] = zero
-                dv[t, i] = zero
         o = h * hs
+        q, k, v, dyh = heads[0, task], heads[1, task], heads[2, task], heads[3, task]
+        dq, dk, dv = heads[4, task], heads[5, task], heads[6, task]
+        da = sda[task]
+        a = att[b, h]
+        _gather_head(qkv, b, T, o, q)
+        _gather_head(qkv, b, T, C + o, k)
+        _gather_head(qkv, b, T, 2 * C + o, v)
+        _gather_head(dy, b, T, o, dyh)
+        np.dot(dyh, v.T, da)
+        np.dot(a.T, dyh, dv)
         for t in range(T):
-            a = att[b, h, t]
-            dyt = dy[b * T + t, o:o + hs]
+            r = a[t]
+            d = da[t]
             n = t + 1
-            for u in range(n):
-                da[u] = zero
-            for i in range(hs):            # da[:n] += dy[t, i] v[:n, i];  dv[u] += a[u] dy_t
-                g = dyt[i]
-                vr = vt[i]
-                for u in range(n):
-                    da[u] += g * vr[u]
-            for u in range(n):
-                p = a[u]
-                dvr = dv[u]
-                for i in range(hs):
-                    dvr[i] += p * dyt[i]
             dot = zero
             for u in range(n):
-                dot += a[u] * da[u]
-            qt = q[t]
-            dqt = dq[t]
+                dot += r[u] * d[u]
             for u in range(n):
-                ds = a[u] * (da[u] - dot) * scale
-                kr = k[u]
-                dkr = dk[u]
-                for i in range(hs):
-                    dqt[i] += ds * kr[i]
-                    dkr[i] += ds * qt[i]
-        for t in range(T):
-            g = dqkv[b * T + t]
-            for i in range(hs):
-                g[o + i] = dq[t, i]
-                g[C + o + i] = dk[t, i]
-                g[2 * C + o + i] = dv[t, i]
+                d[u] = r[u] * (d[u] - dot) * sc
+            for u in range(n, T):
+                d[u] = zero
+        np.dot(da, k, dq)
+        np.dot(da.T, q, dk)
+        _scatter_head(dq, dqkv, b, T, o)
+        _scatter_head(dk, dqkv, b, T, C + o)
+        _scatter_head(dv, dqkv, b, T, 2 * C + o)
 
 
 # ----------------------------------------------------------------------------------------------
 # Softmax cross-entropy: loss_r = logsumexp(logits_r) - logits_r[y_r];  probs kept for the backward
 # ----------------------------------------------------------------------------------------------
-@numba.njit(**PARALLEL_FAST_JIT)
+@numba.njit(**FAST_JIT)
 def crossentropy_forward(logits, targets, probs, losses):
     """probs = softmax(logits) rows; losses[r] = -log probs[r, targets[r]] (targets < 0: no loss)."""
     N, V = logits.shape
-    for r in prange(N):
+    for r in range(N):
         lr = logits[r]
         m = lr[0]
         for j in range(1, V):
@@ -395,12 +373,12 @@ def crossentropy_forward(logits, targets, probs, losses):
         losses[r] = (np.log(total) + m - lr[y]) if y >= 0 else lr.dtype.type(0)
 
 
-@numba.njit(**PARALLEL_JIT)
+@numba.njit(**JIT)
 def crossentropy_backward(probs, targets, dloss, dlogits):
     """dlogits = dloss (probs - onehot(targets)) (dlogits may be probs itself)."""
     N, V = probs.shape
     d = probs.dtype.type(dloss)
-    for r in prange(N):
+    for r in range(N):
         for j in range(V):
             dlogits[r, j] = d * probs[r, j]
         y = targets[r]
@@ -421,11 +399,11 @@ def mean_of(values):
 # AdamW (PyTorch's update): theta *= 1 - lr wd (decayed tensors only);  m = b1 m + (1-b1) g;
 # v = b2 v + (1-b2) g^2;  theta -= lr/(1-b1^t) m / (sqrt(v)/sqrt(1-b2^t) + eps), with g = grad scale
 # ----------------------------------------------------------------------------------------------
-@numba.njit(**JIT)
+@numba.njit(**PARALLEL_FAST_JIT)
 def sum_of_squares(x, partial):
     """sum x^2 over a flat array in float64, in CHUNKS chunks added in order (partial: (CHUNKS,))."""
     n = x.shape[0]
-    for i in range(CHUNKS):
+    for i in prange(CHUNKS):
         lo, hi = _chunk(i, n)
         s = 0.0
         for k in range(lo, hi):
@@ -437,9 +415,27 @@ def sum_of_squares(x, partial):
     return total
 
 
+#: Pieces of the flat vector the AdamW update runs over in parallel (one launch per step).
+ADAMW_BLOCKS = 64
+
+
+@numba.njit(**JIT)
+def _adamw_range(theta, grad, m, v, lo, hi, shrink, b1, b2, step_size, sqrt_bc2, eps, gs):
+    one = theta.dtype.type(1)
+    for k in range(lo, hi):
+        g = grad[k] * gs
+        mk = b1 * m[k] + (one - b1) * g
+        vk = b2 * v[k] + (one - b2) * g * g
+        m[k] = mk
+        v[k] = vk
+        theta[k] = theta[k] * shrink - step_size * mk / (np.sqrt(vk) / sqrt_bc2 + eps)
+
+
 @numba.njit(**PARALLEL_JIT)
 def adamw_update(theta, grad, m, v, segments, lr, beta1, beta2, eps, weight_decay, step, grad_scale):
-    """One AdamW step in place. ``segments`` (S, 3) int64 rows (start, stop, decay 0/1) cover theta."""
+    """One AdamW step in place. ``segments`` (S, 3) int64 rows (start, stop, decay 0/1) cover theta.
+    One parallel loop over ADAMW_BLOCKS equal pieces of theta, each walking the segments it meets;
+    every entry's update is the same arithmetic whichever thread runs it."""
     dt = theta.dtype.type
     b1 = dt(beta1)
     b2 = dt(beta2)
@@ -450,16 +446,13 @@ def adamw_update(theta, grad, m, v, segments, lr, beta1, beta2, eps, weight_deca
     eps_ = dt(eps)
     gs = dt(grad_scale)
     shrink = dt(1.0 - lr * weight_decay)
-    one = dt(1)
-    for s in range(segments.shape[0]):
-        lo = segments[s, 0]
-        hi = segments[s, 1]
-        decay = segments[s, 2] != 0
-        for k in prange(lo, hi):
-            g = grad[k] * gs
-            mk = b1 * m[k] + (one - b1) * g
-            vk = b2 * v[k] + (one - b2) * g * g
-            m[k] = mk
-            v[k] = vk
-            p = theta[k] * shrink if decay else theta[k]
-            theta[k] = p - step_size * mk / (np.sqrt(vk) / sqrt_bc2 + eps_)
+    n = theta.shape[0]
+    for i in prange(ADAMW_BLOCKS):
+        lo = (i * n) // ADAMW_BLOCKS
+        hi = ((i + 1) * n) // ADAMW_BLOCKS
+        for s in range(segments.shape[0]):
+            a = max(lo, segments[s, 0])
+            z = min(hi, segments[s, 1])
+            if a < z:
+                _adamw_range(theta, grad, m, v, a, z, shrink if segments[s, 2] != 0 else dt(1),
+                             b1, b2, step_size, sqrt_bc2, eps_, gs)

@@ -2,7 +2,7 @@
 
 A :class:`Net` owns the buffers of one batch shape ``(B, T)``: every activation the backward
 needs (per block: LayerNorm outputs and statistics, QKV, attention probabilities, attention
-output, the residual stream after attention, MLP pre-activations and outputs; the residual
+output, the residual stream after attention, MLP outputs and activation derivatives; the residual
 stream entering each block; final LayerNorm, logits, probabilities) and the gradient scratch.
 Nothing is allocated per step.
 
@@ -61,7 +61,7 @@ class Net:
         self.atty = [e(N, C) for _ in range(L)]
         self.ln2 = [e(N, C) for _ in range(L)]
         self.ln2_stats = [(e(N), e(N)) for _ in range(L)]
-        self.fc_pre = [e(N, 4 * C) for _ in range(L)]
+        self.fc_dphi = [e(N, 4 * C) for _ in range(L)]   # MLP pre-activation, then phi' of it
         self.fc_out = [e(N, 4 * C) for _ in range(L)]
         self.lnf = e(N, C)
         self.lnf_stats = (e(N), e(N))
@@ -82,9 +82,8 @@ class Net:
         self.partial_3c = e(chunks, 3 * C)
         self.partial_4c = e(chunks, 4 * C)
         hs = C // H
-        self.head_scratch = tuple(e(B * H, T, hs) for _ in range(5))   # q, k/v, dq, dk, dv of one head
-        self.head_scratch_t = e(B * H, hs, T)                          # k or v transposed
-        self.row_scratch = e(B * H, T)
+        self.head_scratch = e(7, B * H, T, hs)   # per (batch, head): q, k, v, y or dy, dq, dk, dv
+        self.datt_scratch = e(B * H, T, T)
         self.idx = np.zeros((B, T), dtype=np.int32)
         self.targets = np.zeros(N, dtype=np.int32)
         self.has_targets = False
@@ -123,14 +122,13 @@ class Net:
             K.layernorm_forward(x, p[h + "ln1_w"], p[h + "ln1_b"], eps, self.ln1[l], *self.ln1_stats[l])
             np.matmul(self.ln1[l], p[h + "qkv_w"], out=self.qkv[l])
             K.bias_forward(self.qkv[l], p[h + "qkv_b"])
-            K.attention_forward(self.qkv[l], B, T, H, self.att[l], self.atty[l], self.head_scratch[0],
-                                self.head_scratch_t, self.head_scratch[1], cfg.attn_scale)
+            K.attention_forward(self.qkv[l], B, T, H, cfg.attn_scale, self.att[l], self.atty[l], self.head_scratch)
             np.matmul(self.atty[l], p[h + "proj_w"], out=self.tmp)
             K.residual_forward(x, self.tmp, p[h + "proj_b"], a)
             # MLP: x_next = a + phi(ln2(a) @ fc_w + fc_b) @ fcproj_w + fcproj_b
             K.layernorm_forward(a, p[h + "ln2_w"], p[h + "ln2_b"], eps, self.ln2[l], *self.ln2_stats[l])
-            np.matmul(self.ln2[l], p[h + "fc_w"], out=self.fc_pre[l])
-            K.activation_forward(self.fc_pre[l], p[h + "fc_b"], self.fc_out[l])
+            np.matmul(self.ln2[l], p[h + "fc_w"], out=self.fc_dphi[l])
+            K.activation_forward(self.fc_dphi[l], p[h + "fc_b"], self.fc_out[l])   # keeps phi' in fc_dphi
             np.matmul(self.fc_out[l], p[h + "fcproj_w"], out=self.tmp)
             K.residual_forward(a, self.tmp, p[h + "fcproj_b"], self.x[l + 1])
         K.layernorm_forward(self.x[-1], p["lnf_w"], p["lnf_b"], eps, self.lnf, *self.lnf_stats)
@@ -172,7 +170,7 @@ class Net:
             K.bias_backward(dx, g[h + "fcproj_b"], self.partial_c)
             np.matmul(self.fc_out[l].T, dx, out=g[h + "fcproj_w"])
             np.matmul(dx, p[h + "fcproj_w"].T, out=self.dfc)
-            K.activation_backward(self.dfc, self.fc_pre[l], self.dfc_pre, g[h + "fc_b"], self.partial_4c)
+            K.activation_backward(self.dfc, self.fc_dphi[l], self.dfc_pre, g[h + "fc_b"], self.partial_4c)
             np.matmul(self.ln2[l].T, self.dfc_pre, out=g[h + "fc_w"])
             np.matmul(self.dfc_pre, p[h + "fc_w"].T, out=dln)
             K.layernorm_backward(dln, self.a[l], *self.ln2_stats[l], p[h + "ln2_w"], dx, dx,
@@ -181,9 +179,8 @@ class Net:
             K.bias_backward(dx, g[h + "proj_b"], self.partial_c)
             np.matmul(self.atty[l].T, dx, out=g[h + "proj_w"])
             np.matmul(dx, p[h + "proj_w"].T, out=self.datty)
-            sq, sv, sdq, sdk, sdv = self.head_scratch
-            K.attention_backward(self.datty, self.qkv[l], self.att[l], B, T, H, self.dqkv, sq, self.head_scratch_t,
-                                 sv, sdq, sdk, sdv, self.row_scratch, self.config.attn_scale)
+            K.attention_backward(self.datty, self.qkv[l], self.att[l], B, T, H, cfg.attn_scale, self.dqkv,
+                                 self.head_scratch, self.datt_scratch)
             K.bias_backward(self.dqkv, g[h + "qkv_b"], self.partial_3c)
             np.matmul(self.ln1[l].T, self.dqkv, out=g[h + "qkv_w"])
             np.matmul(self.dqkv, p[h + "qkv_w"].T, out=dln)

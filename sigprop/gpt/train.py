@@ -199,7 +199,7 @@ def memory_estimate(config: GPTTrainConfig, vocab_size: int) -> float:
     B, T, C, L, H = config.batch_size, config.block_size, config.n_embd, config.n_layer, config.n_head
     N = B * T
     per_block = N * C * 6 + N * 4 * C * 2 + N * 3 * C + B * H * T * T + 4 * N
-    scratch = N * C * 4 + N * 3 * C + N * 4 * C * 2 + 2 * N * vocab_size + 6 * N * C + B * H * T
+    scratch = N * C * 4 + N * 3 * C + N * 4 * C * 2 + 2 * N * vocab_size + 7 * N * C + B * H * T * T
     activations = L * per_block + N * C * 2 + 3 * N * vocab_size + scratch
     itemsize = np.dtype(config.dtype).itemsize
     return itemsize * (4.0 * config.model(vocab_size).n_params + activations)
