@@ -39,17 +39,23 @@ bitwise the same whatever the number of threads, and the first ``n`` networks of
 run are the networks of a run with ``n_networks = n``.
 
 Schedule: networks are simulated in batches (arrays with a leading network axis). Wide
-networks (a width >= 128) go one at a time, GEMMs threaded by BLAS; small ones go as many
-at a time as fit in :data:`MEMORY_BUDGET`, their GEMMs split over threads. Buffers are
-reused across batches. Elementwise work runs in row-parallel numba kernels, except that
-transcendental activations (tanh, erf, ...) are evaluated by numpy's SIMD ufuncs (sympy
-``lambdify``, 10-20x faster than the scalar libm calls numba makes); piecewise-polynomial
-ones (relu, leaky relu, linear) use the fused numba kernel (sympy-printed scalar code).
-Per network, the computation does not depend on the batch size or the thread count.
+networks (a width >= 128) go one at a time, small ones as many at a time as fit in
+:data:`MEMORY_BUDGET`. Buffers are reused across batches. GEMMs run as fixed tasks (a few
+networks, or :data:`GEMM_ROWS` rows of one network) on the engine's threads with BLAS
+single-threaded, elementwise work in row-parallel numba kernels: the two never run at
+once, so a process never has more compute threads than cores (:func:`compute_threads`),
+and idle threads sleep instead of spinning (a second process on the same cores is not
+slowed down by them). Activations numba can vectorise (piecewise polynomials, exp, tanh,
+with :mod:`sigprop.charmlp.vmath` standing in for :mod:`math`) run fused: bias, phi,
+phi' and every statistic in one pass over ``h`` per row; others (erf, ...) are evaluated
+by numpy/scipy ufuncs, followed by a statistics pass. Per network, the computation does
+not depend on the batch size or the thread count.
 
-Compilation: the activation-specific kernels are generated per activation set into
-:func:`cache_dir` and cached by numba (``cache=True``): the first run of a new
-activation compiles for ~10-20 s, later runs load in well under a second.
+Compilation: the activation-independent kernels (:mod:`sigprop.simulate.kernels`) are
+compiled once, each for one signature per dtype (constants are passed as int64 values,
+not literals, and the orthogonal-weight QR is its own kernel, compiled only when used);
+the fused kernels are generated per activation set into :func:`cache_dir`. All are cached
+by numba (``cache=True``): later runs load in well under a second.
 """
 from __future__ import annotations
 
@@ -476,7 +482,10 @@ def _simulate_batch(plan, keys, out, workspace=None):
             return weights[l]
         shape = (n_net, int(plan.widths[l]), int(plan.widths[l + 1]))
         w = workspace.w[l] if plan.store_weights and workspace is not None else np.empty(shape, plan.dtype)
-        K.weights_batch(w, keys, l + 1, plan.dist, plan.weight_std[l], sigma_w2[l])
+        if plan.dist == K.DIST_ORTHOGONAL:
+            K.orthogonal_batch(w, keys, l + 1, plan.weight_std[l], sigma_w2[l])
+        else:
+            K.weights_batch(w, keys, l + 1, plan.dist, plan.weight_std[l], sigma_w2[l])
         if plan.store_weights:
             weights[l] = w
         return w
