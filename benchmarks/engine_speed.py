@@ -160,6 +160,100 @@ def engine(depth, width, n_inputs, n_networks, activation="tanh"):
     return lambda: run(spec, n_networks, n_inputs, seed=0)
 
 
+# --- --breakdown: where the engine's time goes, against each phase's floor ---------------------------
+def copy_bandwidth(n_bytes, repeat=20):
+    """Bytes per second that ``np.copyto`` moves (read + write) on arrays of ``n_bytes``."""
+    src = np.ones(max(1, n_bytes // 8))
+    dst = np.empty_like(src)
+    t = min(_timed(lambda: np.copyto(dst, src)) for _ in range(repeat))
+    return 2 * src.nbytes / t
+
+
+def _timed(f):
+    t = time.perf_counter()
+    f()
+    return time.perf_counter() - t
+
+
+def gemm_floors(depth, width, n_inputs, n_networks, batch, dtype=np.float64, repeat=3):
+    """Seconds of the bare forward and backward GEMMs of a run, ``batch`` networks per call,
+    weights drawn beforehand: the faster of numpy's own call (BLAS threads as they are) and
+    the engine's split of the same call over its threads (BLAS single-threaded)."""
+    from sigprop.simulate.engine import _matmul, compute_threads
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((batch, width, width)).astype(dtype) / np.sqrt(width)
+    x = rng.standard_normal((batch, n_inputs, width)).astype(dtype)
+    out = np.empty_like(x)
+    steps = -(-n_networks // batch)
+    floors = []
+    for ww, n in ((w, depth), (w.transpose(0, 2, 1), max(depth - 1, 1))):
+        plain = min(_timed(lambda: [np.matmul(x, ww, out=out) for _ in range(n * steps)]) for _ in range(repeat))
+        with compute_threads():
+            split = min(_timed(lambda: [_matmul(x, ww, out) for _ in range(n * steps)]) for _ in range(repeat))
+        floors.append(min(plain, split))
+    return floors
+
+
+def normal_ns(n=2 ** 22, repeat=5):
+    """Nanoseconds per standard normal: the engine's generator (one thread, rows of 512) and
+    numpy's ``Generator.standard_normal``."""
+    from sigprop.simulate import kernels as K
+    out = np.empty((n // 512, 512))
+    rows = np.arange(out.shape[0])
+    draw = lambda: K.fill_rows_serial(out, np.uint64(1), np.uint64(2), K.TAG_WEIGHT, 1, rows, K.DIST_NORMAL, 1.0)
+    draw()
+    rng = np.random.default_rng(0)
+    z = np.empty(n)
+    ours = min(_timed(draw) for _ in range(repeat))
+    theirs = min(_timed(lambda: rng.standard_normal(out=z)) for _ in range(repeat))
+    return 1e9 * ours / n, 1e9 * theirs / n
+
+
+def breakdown(case, repeat, activation="tanh"):
+    """Rows (phase, seconds, floor seconds) of one engine run of ``case``: the median over
+    ``repeat`` runs of each phase (sigprop.simulate.engine.PHASES)."""
+    from sigprop import NetSpec
+    from sigprop.simulate import engine as E
+    spec = NetSpec.uniform(depth=case["depth"], width=case["width"], activation=activation, init="kaiming")
+    E.run(spec, 2, case["n_inputs"], seed=1)  # compile / load
+    runs, walls = [], []
+    for _ in range(repeat):
+        E.PHASES = {}
+        walls.append(_timed(lambda: E.run(spec, case["n_networks"], case["n_inputs"], seed=0)))
+        runs.append(E.PHASES)
+    E.PHASES = None
+    plan = E._Plan(spec, case["n_inputs"], np.dtype(np.float64), 0.5, 0.97)
+    batch = min(plan.batch, case["n_networks"])
+    depth, width, n_in, n_net = case["depth"], case["width"], case["n_inputs"], case["n_networks"]
+    fwd, bwd = gemm_floors(depth, width, n_in, n_net, batch)
+    one = batch * n_in * width * 8                       # bytes of one layer's h (a batch)
+    bw = copy_bandwidth(one)
+    per_run = n_net / batch
+    floors = {
+        # every weight, input and output-gradient number written once
+        "random draws": (depth * batch * width * width + 2 * batch * n_in * width) * 8 * per_run / bw,
+        "forward GEMMs": fwd,
+        # read h, write phi(h) and phi'(h)
+        "activation + statistics": 3 * one * depth * per_run / bw,
+        "backward GEMMs": bwd,
+        # read dL/dx and phi'(h), write dL/dh
+        "backward elementwise": 3 * one * depth * per_run / bw,
+        "reductions": float("nan"),
+    }
+    rows = [(name, float(np.median([r.get(name, 0.0) for r in runs])), floors[name]) for name in E.PHASE_NAMES]
+    return rows, float(np.median(walls)), bw
+
+
+def print_breakdown(label, rows, wall, bw):
+    print(f"\n{label}: wall {wall:.3f} s (median), copy bandwidth {bw / 1e9:.1f} GB/s")
+    print(f"  {'phase':<26} {'time s':>8} {'floor s':>8} {'x floor':>8} {'share':>6}")
+    for name, t, floor in rows:
+        ratio = f"{t / floor:8.2f}" if floor == floor and floor > 0 else f"{'-':>8}"
+        print(f"  {name:<26} {t:8.3f} {floor:8.3f} {ratio} {t / wall:6.0%}")
+    total, floor = sum(r[1] for r in rows), sum(r[2] for r in rows if r[2] == r[2])
+    print(f"  {'sum of phases':<26} {total:8.3f} {floor:8.3f} {total / floor:8.2f}")
+
+
 def compile_times():
     """Seconds for a first call in a fresh kernel cache, and for the same call once cached
     (each in a new process, so both include numba's start-up)."""
@@ -181,11 +275,23 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="smaller sizes (a quick look, not the goal sizes)")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--no-compile", action="store_true", help="skip the compile-time measurement")
+    p.add_argument("--breakdown", action="store_true",
+                   help="only print where the engine's time goes in (a) and (b), phase by phase, against floors")
     args = p.parse_args(argv)
     import numba
     import sigprop.simulate  # noqa: F401 (sets the threading layer it prefers)
     a = dict(depth=20, width=512, n_inputs=1024, n_networks=2 if args.quick else 4)
     b = dict(depth=20, width=64, n_inputs=16, n_networks=1000 if args.quick else 10000)
+    if args.breakdown:
+        print(f"numba {numba.__version__}, threads {numba.get_num_threads()}, cpus {os.cpu_count()}; "
+              "floors: GEMMs = bare numpy matmuls of the same (batched) shapes; elementwise = bytes moved / "
+              "copy bandwidth")
+        for label, case in (("(a) " + _fmt(a), a), ("(b) " + _fmt(b), b)):
+            print_breakdown(label, *breakdown(case, args.repeat))
+        ours, theirs = normal_ns()
+        print(f"\nrandom normals, one thread: engine (Philox + ziggurat) {ours:.2f} ns each, "
+              f"numpy Generator.standard_normal {theirs:.2f} ns each")
+        return
     sw = 5.0 / 3.0
     print(f"numba {numba.__version__}, threads {numba.get_num_threads()}, layer {numba.config.THREADING_LAYER}, "
           f"cpus {os.cpu_count()}")

@@ -211,6 +211,38 @@ def test_bitwise_reproducible_across_thread_counts(width):
     assert not one.equals(run(spec, 6, 6, seed=6))
 
 
+def test_wide_gemm_split_is_bitwise_reproducible_across_thread_counts():
+    """A wide network's GEMMs go in fixed blocks of GEMM_ROWS rows (here 3 blocks) on the
+    engine's threads: 1 or 2 threads give the same bits."""
+    from sigprop.simulate.engine import GEMM_ROWS
+    n_inputs = 2 * GEMM_ROWS + 10
+    spec = NetSpec.uniform(depth=2, width=130, activation="tanh", init="kaiming", sigma_b=0.1)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = run(spec, 2, n_inputs, seed=5)
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        two = run(spec, 2, n_inputs, seed=5)
+    finally:
+        numba.set_num_threads(before)
+    assert one.equals(two)
+
+
+def test_compute_threads_never_exceed_the_cores():
+    """While the engine computes, BLAS runs one thread and numba at most one per core;
+    both are restored afterwards."""
+    from threadpoolctl import threadpool_info
+    from sigprop.simulate.engine import available_cores, compute_threads
+
+    def blas_threads():
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    outside, n_numba = blas_threads(), numba.get_num_threads()
+    with compute_threads():
+        assert all(n == 1 for n in blas_threads())
+        assert numba.get_num_threads() * max(blas_threads() or [1]) <= available_cores()
+    assert blas_threads() == outside and numba.get_num_threads() == n_numba
+
+
 def test_more_networks_extend_the_ensemble():
     """Network i depends on (seed, i) only: the per-layer means of a larger run combine
     the smaller run's networks with new ones (checked through the count-weighted mean)."""

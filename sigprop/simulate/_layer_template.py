@@ -1,27 +1,15 @@
 """Template of the activation-specific kernels (the part that evaluates phi and phi').
 
 Not imported as is: :func:`sigprop.simulate.engine.load_kernels` writes a module that
-defines ``phi_dphi_act(code, x) -> (phi(x), phi'(x))`` (sympy-printed scalar code of the
-network's activations, common subexpressions shared, dispatched on a per-layer code)
-followed by this file's text, and imports that module; numba caches it on disk.
+defines ``activate_row(code, h, b, x, d)`` (``h += b``, ``x = phi(h)``, ``d = phi'(h)`` for
+one row, from the sympy-printed scalar code of the network's activations, one SIMD loop per
+activation) followed by this file's text, and imports that module; numba caches it on disk.
 """
 import numba
 from numba import prange
 
 from sigprop._jit import JIT, PARALLEL_JIT
 from sigprop.simulate.kernels import pair_stats
-
-
-@numba.njit(**JIT)
-def activate_row(h, b, code, x, d):
-    """One row of one layer: h += b, x = phi(h), d = phi'(h)."""
-    for j in range(h.shape[0]):
-        # h_l = x_{l-1} W_l + b_l ;  x_l = phi(h_l)
-        hj = h[j] + b[j]
-        h[j] = hj
-        y, dy = phi_dphi_act(code, hj)  # noqa: F821 (defined by the generated header)
-        x[j] = y
-        d[j] = dy
 
 
 @numba.njit(**PARALLEL_JIT)
@@ -34,7 +22,7 @@ def activate_stats_batch(h, b, code, x, d, sat_lo, sat_hi, dead_lo, dead_hi, row
     for t in prange(n_net * tasks):
         i = t // tasks
         a = t % tasks
-        activate_row(h[i, a + n_pairs], b[i], code, x[i, a + n_pairs], d[i, a + n_pairs])
+        activate_row(code, h[i, a + n_pairs], b[i], x[i, a + n_pairs], d[i, a + n_pairs])  # noqa: F821
         if a < n_pairs:
-            activate_row(h[i, a], b[i], code, x[i, a], d[i, a])
+            activate_row(code, h[i, a], b[i], x[i, a], d[i, a])  # noqa: F821 (defined by the generated header)
         pair_stats(h[i], x[i], d[i], sat_lo, sat_hi, dead_lo, dead_hi, rowstats[i], a)

@@ -129,6 +129,7 @@ def _ziggurat_table(n=256):
 ZIG_R, ZIG_K, ZIG_W, ZIG_F = _ziggurat_table()
 _MASK8 = np.uint64(0xFF)
 _ONE = np.uint64(1)
+_ZERO = np.uint64(0)
 _S8 = np.uint64(8)
 _S11 = np.uint64(11)
 _S12 = np.uint64(12)
@@ -284,7 +285,7 @@ def network_keys(root0, root1, start, n):
     keys = np.empty((n, 2), dtype=np.uint64)
     for i in range(n):
         p = np.uint64(start + i)
-        o0, o1, o2, o3 = philox4x32(p & _U32, p >> _S32, 0, 0, root0, root1)
+        o0, o1, o2, o3 = philox4x32(p & _U32, p >> _S32, _ZERO, _ZERO, root0, root1)
         keys[i, 0] = o0
         keys[i, 1] = o1
     return keys
@@ -318,11 +319,11 @@ def draw_weights(w, k0, k1, layer, dist, std):
         big = max(fan_in, fan_out)
         small = min(fan_in, fan_out)
         g = np.empty((big, small), dtype=np.float64)
-        fill_rows_serial(g, k0, k1, TAG_WEIGHT, layer, np.arange(big), DIST_NORMAL, 1.0)
+        fill_rows_serial(g, k0, k1, np.int64(TAG_WEIGHT), layer, np.arange(big), np.int64(DIST_NORMAL), 1.0)
         # entries of a (semi-)orthogonal big x small matrix have variance 1/big
         orthogonalize(g, w, std * math.sqrt(big))
     else:
-        fill_rows_serial(w, k0, k1, TAG_WEIGHT, layer, np.arange(fan_in), dist, std)
+        fill_rows_serial(w, k0, k1, np.int64(TAG_WEIGHT), layer, np.arange(fan_in), dist, std)
     return sum_squares(w) / fan_out
 
 
@@ -341,10 +342,11 @@ def draw_inputs(x, k0, k1, rows, n_rows, c0, input_std):
     for i in range(x.shape[0]):
         r = rows[i]
         a = r - n_pairs if (r >= n_pairs and r < 2 * n_pairs) else r
-        fill_row(x[i], words, k0, k1, TAG_INPUT, 0, a, DIST_NORMAL, input_std)
+        # constants as int64 values, not literals: one compiled fill_row serves every caller
+        fill_row(x[i], words, k0, k1, np.int64(TAG_INPUT), np.int64(0), a, np.int64(DIST_NORMAL), input_std)
         if a != r:
             # x_b = c0 x_a + sqrt(1 - c0^2) x'_a
-            fill_row(tmp, words, k0, k1, TAG_PARTNER, 0, a, DIST_NORMAL, input_std)
+            fill_row(tmp, words, k0, k1, np.int64(TAG_PARTNER), np.int64(0), a, np.int64(DIST_NORMAL), input_std)
             for j in range(x.shape[1]):
                 x[i, j] = c0 * x[i, j] + s * tmp[j]
 
@@ -501,13 +503,18 @@ def fill_batch(out, keys, tag, layer, rows, dist, scale):
 
 
 @numba.njit(**PARALLEL_JIT)
+def orthogonal_batch(w, keys, layer, std, sigma_w2):
+    """Orthogonal W_l of each network (B, fan_in, fan_out) and its realised sigma_w^2
+    (a kernel of its own: the QR is compiled only for runs that use it)."""
+    for i in prange(w.shape[0]):
+        sigma_w2[i] = draw_weights(w[i], keys[i, 0], keys[i, 1], layer, np.int64(DIST_ORTHOGONAL), std)
+
+
+@numba.njit(**PARALLEL_JIT)
 def weights_batch(w, keys, layer, dist, std, sigma_w2):
-    """W_l of each network (B, fan_in, fan_out) and its realised sigma_w^2 = sum(W^2) / fan_out."""
+    """Normal or uniform W_l of each network (B, fan_in, fan_out) and its realised
+    sigma_w^2 = sum(W^2) / fan_out (orthogonal weights: :func:`orthogonal_batch`)."""
     n_net, fan_in, fan_out = w.shape
-    if dist == DIST_ORTHOGONAL:
-        for i in prange(n_net):
-            sigma_w2[i] = draw_weights(w[i], keys[i, 0], keys[i, 1], layer, dist, std)
-        return
     per_net = (fan_in + _TASK_ROWS - 1) // _TASK_ROWS
     row_sq = np.empty((n_net, fan_in))
     for t in prange(n_net * per_net):
@@ -515,7 +522,7 @@ def weights_batch(w, keys, layer, dist, std, sigma_w2):
         r0 = (t % per_net) * _TASK_ROWS
         words = np.empty(fan_out + 1, dtype=np.uint64)
         for r in range(r0, min(fan_in, r0 + _TASK_ROWS)):
-            fill_row(w[i, r], words, keys[i, 0], keys[i, 1], TAG_WEIGHT, layer, r, dist, std)
+            fill_row(w[i, r], words, keys[i, 0], keys[i, 1], np.int64(TAG_WEIGHT), layer, np.int64(r), dist, std)
             row_sq[i, r] = _dot4(w[i, r], w[i, r])   # while the row is in cache
     for i in range(n_net):
         # rows summed in order: the same number as sum_squares(w[i])
