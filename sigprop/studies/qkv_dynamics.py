@@ -1,0 +1,538 @@
+"""qkv-dynamics (arXiv 2510.09423): layerwise Q/K/V weight std of a GPT through training, and its recipes.
+
+A resumable sweep (:mod:`sigprop.sweep`) trains the GPT of :mod:`sigprop.gpt` on the shipped corpus,
+several seeds of the GPT-2 recipe and one seed of each other recipe, recording the Q/K/V diagnostics
+of :mod:`sigprop.gpt.diagnostics` at log-spaced steps. The analysis functions below are pure
+functions of those records (tested on synthetic data); ``run`` draws the figures and tables.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..commands._common import positive_int
+from ._base import StudyResult, Table, Timer, option, save_figure
+
+TITLE = "Q/K/V weight dynamics of a GPT through training (depth-dependent equilibration?)"
+SOURCE = ("Han 2025, arXiv 2510.09423: in a from-scratch 12-layer GPT-2-style model the layerwise Q/K/V weight "
+          "variance shows 'depth-dependent equilibration into narrow bands: shallow layers expand rapidly while "
+          "deeper layers change more gradually'; recipes: std about 0.02, residual scaling, warmup")
+
+#: Recipe name -> changes to the GPT-2 training configuration (std recipes set every init std,
+#: embeddings included; residual scaling and warmup as in GPT-2).
+RECIPES = {
+    "gpt2": {},
+    "no-resid-scale": {"residual_scale": False},
+    "no-warmup": {"warmup": 0},
+    "std-0.002": {"init": "scaled(0.002)", "embd_std": 0.002},
+    "std-0.2": {"init": "scaled(0.2)", "embd_std": 0.2},
+    "xavier": {"init": "xavier"},
+    "kaiming": {"init": "kaiming"},
+}
+BLOCKS = ("q", "k", "v")
+#: Model and run sizes: the full study (12 layers as in the paper) and the quick one of `sigprop report`.
+SIZES = {
+    "full": {"n_layer": 12, "n_embd": 128, "n_head": 4, "block_size": 64, "batch_size": 16, "steps": 500},
+    "quick": {"n_layer": 6, "n_embd": 32, "n_head": 2, "block_size": 32, "batch_size": 8, "steps": 100},
+}
+#: Recorded steps per run (log-spaced) and the number of seeds of the GPT-2 recipe.
+N_RECORDS = 24
+N_SEEDS = 3
+
+
+def record_steps(steps: int, n: int = N_RECORDS) -> list:
+    """About ``n`` log-spaced steps in ``[0, steps - 1]`` (0 and the last step included)."""
+    if steps < 1 or n < 2:
+        raise ValueError(f"need steps >= 1 and n >= 2, got {steps} and {n}")
+    raw = np.unique(np.round(np.logspace(0, math.log10(steps), n)).astype(int) - 1)
+    return sorted(set(raw.tolist()) | {0, steps - 1})
+
+
+def train_cell(recipe: str, seed: int, steps: int, n_layer: int, n_embd: int, n_head: int, block_size: int,
+               batch_size: int, warmup: int) -> dict:
+    """One training run (a sweep cell): losses, evals and the per-layer Q/K/V records.
+
+    Returns
+    -------
+    dict
+        ``steps`` (recorded), ``{b}_std``, ``{b}_drift``, ``{b}_step``, ``{b}_step_corr`` as
+        (records, layers) lists for ``b`` in q, k, v; ``hist`` (layer 0 and the last layer:
+        ``"h{l}.{b}" -> [{"edges", "counts"}, ...]`` per record); ``losses`` (per step), ``evals``,
+        ``config`` (the training configuration), ``seconds``.
+    """
+    from ..gpt.train import GPTTrainConfig, train
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; known: {', '.join(RECIPES)}")
+    settings = dict(n_layer=n_layer, n_embd=n_embd, n_head=n_head, block_size=block_size, batch_size=batch_size,
+                    steps=steps, warmup=warmup, seed=seed, eval_every=max(steps // 10, 1), eval_batches=4,
+                    diag_every=0, checkpoint_every=0, diag_steps=record_steps(steps), diag_dynamics=True,
+                    hist_layers=(0, n_layer - 1))
+    cfg = GPTTrainConfig(**{**settings, **RECIPES[recipe]})
+    res = train(cfg, progress=False)
+    d = res.diagnostics
+    out = {"steps": d.steps, "losses": res.losses.tolist(), "evals": [list(e) for e in res.evals],
+           "config": cfg.to_dict(), "seconds": res.seconds}
+    for b in BLOCKS:
+        for k in ("std", "drift", "step", "step_corr"):
+            out[f"{b}_{k}"] = d.series(f"{b}_{k}").tolist()
+    out["hist"] = {key: [h[key] for h in d.histograms] for key in (d.histograms[0] if d.histograms else {})}
+    return out
+
+
+def add_arguments(p):
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help=f"training steps per run (default {SIZES['full']['steps']}; quick {SIZES['quick']['steps']})")
+    p.add_argument("--workers", type=positive_int, default=1, help="processes for the training sweep (default 1)")
+    p.add_argument("--scheduler", default=None, help="dask.distributed scheduler address for the training sweep")
+
+
+def _sweeps(out, size: dict, seed: int, workers: int, scheduler, progress: bool):
+    from ..sweep import run_sweep
+    fixed = {k: [v] for k, v in size.items()}
+    fixed["warmup"] = [max(size["steps"] // 10, 1)]
+    fn = "sigprop.studies.qkv_dynamics:train_cell"
+    dyn = run_sweep(fn, {"recipe": ["gpt2"], "seed": [seed + i for i in range(N_SEEDS)], **fixed},
+                    out / "dynamics_sweep", workers=workers, scheduler=scheduler, progress=progress)
+    rec = run_sweep(fn, {"recipe": [r for r in RECIPES if r != "gpt2"], "seed": [seed], **fixed},
+                    out / "recipe_sweep", workers=workers, scheduler=scheduler, progress=progress)
+    return dyn, rec
+
+
+def run(out, quick=False, seed=0, steps=None, workers=1, scheduler=None, overwrite=False) -> StudyResult:
+    from ..runfolder import prepare
+    from ..sweep import check_scheduler
+    size = dict(SIZES["quick" if quick else "full"])
+    size["steps"] = option("steps", steps, size["steps"], lo=10)
+    workers = option("workers", workers, 1)
+    if scheduler is not None:
+        check_scheduler(scheduler)
+    config = {"study": "qkv-dynamics", "quick": quick, "seed": seed, **size, "warmup": max(size["steps"] // 10, 1),
+              "recipes": RECIPES, "n_seeds": N_SEEDS, "record_steps": record_steps(size["steps"])}
+    out = prepare(out, config, overwrite=overwrite)
+    with Timer() as t:
+        dyn, rec = _sweeps(out, size, seed, workers, scheduler, progress=not quick)
+        figs, tables, numbers, summary = analyse(dyn.results, [(p["recipe"], r) for p, r in zip(rec.params, rec.results)],
+                                                 size, out)
+    numbers["train_seconds"] = float(sum(r["seconds"] for r in dyn.results + rec.results))
+    return StudyResult("qkv-dynamics", TITLE, SOURCE, summary, figs, tables, numbers, config, t.seconds)
+
+
+# ----------------------------------------------------------------------------------------------
+# Metrics: pure functions of the records (steps (R,), values (R, L) with R records and L layers)
+# ----------------------------------------------------------------------------------------------
+def at_step(steps, values, t: float) -> np.ndarray:
+    """Per layer, ``values`` linearly interpolated at step ``t``: (R, L) -> (L,)."""
+    steps, values = np.asarray(steps, float), np.asarray(values, float)
+    return np.array([np.interp(t, steps, values[:, l]) for l in range(values.shape[1])])
+
+
+def growth_rate(steps, std, t_early: float) -> np.ndarray:
+    """Early growth rate per layer: ``ln(std(t_early) / std(0)) / t_early`` (per step)."""
+    std = np.asarray(std, float)
+    return np.log(at_step(steps, std, t_early) / std[0]) / t_early
+
+
+def t_fraction(steps, std, fraction: float = 0.9) -> np.ndarray:
+    """Per layer, the first step at which ``|std - std(0)|`` reaches ``fraction`` of the final
+    change ``|std(T) - std(0)|`` (linear interpolation between records; nan when there is no change)."""
+    steps, std = np.asarray(steps, float), np.asarray(std, float)
+    out = np.full(std.shape[1], np.nan)
+    for l in range(std.shape[1]):
+        change = np.abs(std[:, l] - std[0, l])
+        target = fraction * change[-1]
+        if not np.isfinite(target) or target <= 0:
+            continue
+        i = int(np.argmax(change >= target))          # first record at or past the target
+        if i == 0:
+            out[l] = steps[0]
+            continue
+        c0, c1 = change[i - 1], change[i]
+        out[l] = steps[i - 1] + (target - c0) / (c1 - c0) * (steps[i] - steps[i - 1])
+    return out
+
+
+def layer_spread(std) -> np.ndarray:
+    """max over layers / min over layers of the std at each record: (R, L) -> (R,)."""
+    std = np.asarray(std, float)
+    return std.max(axis=1) / std.min(axis=1)
+
+
+def mean_se(samples, axis=0):
+    """Mean and standard error (ddof 1) over ``axis`` (the seeds); se is nan for one sample."""
+    a = np.asarray(samples, float)
+    n = a.shape[axis]
+    se = a.std(axis=axis, ddof=1) / math.sqrt(n) if n > 1 else np.full(np.delete(a.shape, axis), np.nan)
+    return a.mean(axis=axis), se
+
+
+def shallow_deep(values) -> float:
+    """Mean over the first third of the layers / mean over the last third."""
+    v = np.asarray(values, float)
+    k = max(len(v) // 3, 1)
+    return float(v[:k].mean() / v[-k:].mean())
+
+
+def rank_correlation(x, y) -> float:
+    """Spearman rank correlation (no ties expected)."""
+    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+# ----------------------------------------------------------------------------------------------
+# Item 5: Adam's per-coordinate step of ~lr, drift when the gradient sign persists, random walk else
+# ----------------------------------------------------------------------------------------------
+def signal_fraction(corr, lag, beta1: float) -> np.ndarray:
+    """Persistent (drift) fraction ``f`` of the gradient from the correlation of two Adam steps ``lag`` apart.
+
+    Model: per coordinate the gradient is a persistent part ``mu`` plus white noise ``sigma``
+    (``f = mu^2 / (mu^2 + sigma^2)``). Adam's step is ``lr m/sqrt(v)``: ``m`` carries ``mu`` and the
+    noise averaged with variance ``c sigma^2``, ``c = (1 - beta1)/(1 + beta1)``, correlated as
+    ``beta1^lag``; ``v = mu^2 + sigma^2``. So the step correlation is
+    ``(f + (1 - f) c x) / (f + (1 - f) c)`` with ``x = beta1^lag``, solved here for ``f`` (clipped to [0, 1]).
+    """
+    c = (1 - beta1) / (1 + beta1)
+    x = beta1 ** np.asarray(lag, float)
+    corr = np.asarray(corr, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = c * (corr - x) / (1 - c * x - corr * (1 - c))
+    return np.clip(f, 0.0, 1.0)
+
+
+def adam_step_rms(f, beta1: float):
+    """rms of Adam's normalised step ``m/sqrt(v)`` for drift fraction ``f``: sqrt(f + (1 - f) c)."""
+    c = (1 - beta1) / (1 + beta1)
+    return np.sqrt(np.asarray(f, float) + (1 - np.asarray(f, float)) * c)
+
+
+def adam_drift(lr, f, beta1: float, shrink=None) -> np.ndarray:
+    """Predicted rms distance from init ``rms(D_t)``, t = 0..S, of one weight block under the model.
+
+    ``D_{t+1} = shrink_t D_t + lr_t (sqrt(f_t) e + sqrt((1 - f_t) c) n_t)`` with a fixed sign
+    pattern ``e`` (the drift) and noise ``n`` correlated as ``beta1^|t-s|`` (Adam's momentum), so
+    ``E[D^2] = drift^2 + walk`` where the drift adds ``lr sqrt(f)`` per step and the walk is the
+    momentum-correlated random walk. ``lr``, ``f``, ``shrink`` are per-step arrays (S,).
+    """
+    lr, f = np.asarray(lr, float), np.asarray(f, float)
+    shrink = np.ones_like(lr) if shrink is None else np.asarray(shrink, float)
+    c = (1 - beta1) / (1 + beta1)
+    noise = lr * np.sqrt((1 - f) * c)
+    drift, walk, cross = 0.0, 0.0, 0.0    # cross = sum_{s<t} noise_s beta1^(t-s) (decayed)
+    out = np.zeros(len(lr) + 1)
+    for t in range(len(lr)):
+        drift = shrink[t] * drift + lr[t] * math.sqrt(f[t])
+        walk = shrink[t] ** 2 * walk + noise[t] ** 2 + 2 * noise[t] * shrink[t] * cross
+        cross = beta1 * (shrink[t] * cross + noise[t])
+        out[t + 1] = math.sqrt(drift ** 2 + walk)
+    return out
+
+
+def adam_model(cell: dict, block: str, min_lag: int = 2) -> dict:
+    """The model's prediction for one run and block: ``f`` per record and layer (from the measured
+    step correlations, records closer than ``min_lag`` steps take the next estimate), and the
+    predicted ``drift`` and ``std`` at the recorded steps, with the pure-drift (f = 1) and
+    pure-walk (f = 0) bounds of the drift."""
+    from ..gpt.train import GPTTrainConfig
+    cfg = GPTTrainConfig.from_dict(cell["config"])
+    steps = np.asarray(cell["steps"], int)
+    corr = np.asarray(cell[f"{block}_step_corr"], float)
+    std = np.asarray(cell[f"{block}_std"], float)
+    lags = np.diff(steps, prepend=steps[0])
+    f = signal_fraction(corr, lags[:, None], cfg.beta1)
+    f[(lags < min_lag) | ~np.isfinite(corr).all(axis=1)] = np.nan
+    for l in range(f.shape[1]):                     # backfill the short-lag records
+        col = f[:, l]
+        good = np.flatnonzero(np.isfinite(col))
+        col[:] = np.interp(np.arange(len(col)), good, col[good]) if len(good) else 0.0
+    lr = np.array([cfg.lr_at(s) for s in range(cfg.steps)])
+    shrink = 1 - lr * cfg.weight_decay
+    keep = np.concatenate([[1.0], np.cumprod(shrink)])          # W_0's surviving factor after t steps
+    L = std.shape[1]
+    drift, lo, hi = (np.zeros((len(steps), L)) for _ in range(3))
+    for l in range(L):
+        f_t = np.interp(np.arange(cfg.steps), steps, f[:, l])
+        for arr, ff in ((drift, f_t), (lo, np.zeros_like(f_t)), (hi, np.ones_like(f_t))):
+            d = adam_drift(lr, ff, cfg.beta1, shrink)[steps]
+            # measured drift is rms(W_t - W_0): the Adam displacement plus the decay of W_0
+            arr[:, l] = np.sqrt(d ** 2 + ((1 - keep[steps]) * std[0, l]) ** 2)
+    d_adam = np.sqrt(np.maximum(drift ** 2 - ((1 - keep[steps])[:, None] * std[0]) ** 2, 0))
+    pred_std = np.sqrt((keep[steps][:, None] * std[0]) ** 2 + d_adam ** 2)
+    return {"f": f, "drift": drift, "walk_only": lo, "drift_only": hi, "std": pred_std,
+            "step_rms": adam_step_rms(f, cfg.beta1) * np.array([cfg.lr_at(s) for s in steps])[:, None]}
+
+
+# ----------------------------------------------------------------------------------------------
+# Analysis: tables, figures and the verdict from the sweep results
+# ----------------------------------------------------------------------------------------------
+def _pm(mean, se, digits=3) -> str:
+    if not np.isfinite(mean):
+        return "n/a"
+    return f"{mean:.{digits}g}" if not np.isfinite(se) else f"{mean:.{digits}g} ± {se:.2g}"
+
+
+def diverged(cell: dict) -> bool:
+    """Non-finite losses, or a final train loss above the initial loss."""
+    loss = np.asarray(cell["losses"], float)
+    final = np.asarray(cell["evals"], float)[-1, 1] if cell["evals"] else loss[-1]
+    return bool(not np.all(np.isfinite(loss)) or not np.isfinite(final) or final > loss[0])
+
+
+def block_metrics(cells: list, block: str, t_early: float) -> dict:
+    """Per-seed (S, L) growth rate (per step), t90, final/initial std, and (S, R) spread, of one block."""
+    out = {k: [] for k in ("growth", "t90", "final_ratio", "spread", "late_over_early")}
+    for c in cells:
+        steps, std = np.asarray(c["steps"], float), np.asarray(c[f"{block}_std"], float)
+        out["growth"].append(growth_rate(steps, std, t_early))
+        out["t90"].append(t_fraction(steps, std, 0.9))
+        out["final_ratio"].append(std[-1] / std[0])
+        out["spread"].append(layer_spread(std))
+        half = at_step(steps, std, steps[-1] / 2)
+        out["late_over_early"].append(np.abs(np.log(std[-1] / half)) / np.abs(np.log(half / std[0])))
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def analyse(dyn: list, rec: list, size: dict, out):
+    """Figures, tables, headline numbers and the summary paragraph from the sweep results
+    (``dyn``: the GPT-2 runs over seeds; ``rec``: ``(recipe, run)`` pairs of the other recipes)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    L, T = size["n_layer"], size["steps"]
+    t_early = max(T // 10, 1)                      # the end of warmup
+    steps = np.asarray(dyn[0]["steps"], float)
+    colors = plt.cm.viridis(np.linspace(0, 0.95, L))
+    figs, tables, numbers = [], [], {}
+    M = {b: block_metrics(dyn, b, t_early) for b in BLOCKS}
+    stds = {b: np.array([c[f"{b}_std"] for c in dyn], float) for b in BLOCKS}    # (S, R, L)
+
+    # (a) std vs step, one line per layer coloured by depth
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=False)
+    for ax, b in zip(axes, BLOCKS):
+        mean = stds[b].mean(axis=0)
+        for l in range(L):
+            ax.plot(steps + 1, mean[:, l], color=colors[l], lw=1.4, label=f"layer {l}" if l in (0, L - 1) else None)
+        ax.set_xscale("log")
+        ax.set_xlabel("step + 1")
+        ax.set_title(f"{b.upper()} weight std (mean of {len(dyn)} seeds)")
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("std of the block")
+    sm = plt.cm.ScalarMappable(cmap="viridis", norm=plt.Normalize(0, L - 1))
+    fig.colorbar(sm, ax=axes, label="layer (depth)", fraction=0.02)
+    figs.append(save_figure(fig, out, "qkv_std_vs_step"))
+
+    # (b) layer x step heat map of the relative change from init
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    rel = {b: (stds[b] / stds[b][:, :1] - 1).mean(axis=0) for b in BLOCKS}
+    vmax = max(np.nanmax(np.abs(r)) for r in rel.values())
+    for ax, b in zip(axes, BLOCKS):
+        im = ax.imshow(rel[b].T, aspect="auto", origin="lower", cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+        ticks = np.arange(0, len(steps), 3)
+        ax.set_xticks(ticks, [str(int(steps[i])) for i in ticks], fontsize=7)
+        ax.set_xlabel("step (log-spaced records)")
+        ax.set_title(f"{b.upper()}: std / std(0) - 1")
+    axes[0].set_ylabel("layer")
+    fig.colorbar(im, ax=axes, fraction=0.02)
+    figs.append(save_figure(fig, out, "relative_change_heatmap"))
+
+    # (c) histograms of one shallow and one deep layer at several steps (first seed)
+    hist = dyn[0]["hist"]
+    picks = sorted({0, int(np.searchsorted(steps, t_early)), int(np.searchsorted(steps, T / 3)), len(steps) - 1})
+    fig, axes = plt.subplots(2, 3, figsize=(15, 7))
+    for row, l in enumerate((0, L - 1)):
+        for ax, b in zip(axes[row], BLOCKS):
+            for j, i in enumerate(picks):
+                h = hist[f"h{l}.{b}"][i]
+                e, cnt = np.asarray(h["edges"]), np.asarray(h["counts"], float)
+                dens = cnt / (cnt.sum() * np.diff(e))
+                ax.stairs(np.maximum(dens, 1e-3), e, color=plt.cm.plasma(j / max(len(picks) - 1, 1) * 0.85),
+                          label=f"step {int(steps[i])}")
+            ax.set_yscale("log")
+            ax.set_title(f"layer {l} {b.upper()} weights")
+            ax.legend(fontsize=7)
+    figs.append(save_figure(fig, out, "weight_histograms"))
+
+    # per-layer table and the depth figure
+    rows = []
+    for l in range(L):
+        row = [l]
+        for b in BLOCKS:
+            g, gse = mean_se(M[b]["growth"] * 100)
+            t9, t9se = mean_se(M[b]["t90"])
+            fr, frse = mean_se(M[b]["final_ratio"])
+            row += [_pm(g[l], gse[l]), _pm(t9[l], t9se[l]), _pm(fr[l], frse[l])]
+        rows.append(row)
+    cols = ["layer"] + [f"{b.upper()} {k}" for b in BLOCKS for k in ("growth/100 steps", "t90", "final/init")]
+    tables.append(Table(cols, rows, caption=(
+        f"per layer, mean ± se over {len(dyn)} seeds: early growth rate ln(std({t_early})/std(0)) per 100 steps, "
+        f"the step where 90% of the final change is reached, final std / initial std")))
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for j, b in enumerate(BLOCKS):
+        for ax, key, scale in ((axes[0], "growth", 100), (axes[1], "t90", 1)):
+            m, se = mean_se(M[b][key] * scale)
+            ax.errorbar(np.arange(L), m, yerr=se, fmt="o-", color=f"C{j}", capsize=3, label=b.upper())
+        m, se = mean_se(M[b]["spread"])
+        axes[2].plot(steps + 1, m, color=f"C{j}", label=b.upper())
+        axes[2].fill_between(steps + 1, m - se, m + se, color=f"C{j}", alpha=0.25)
+    axes[0].set(xlabel="layer", ylabel="ln growth per 100 steps", title=f"early growth rate (first {t_early} steps)")
+    axes[1].set(xlabel="layer", ylabel="step", title="t90: 90% of the final change")
+    axes[2].set(xscale="log", xlabel="step + 1", ylabel="max/min over layers", title="spread of the std across layers")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    figs.append(save_figure(fig, out, "equilibration_metrics"))
+
+    srows = []
+    for b in BLOCKS:
+        ratio = np.array([shallow_deep(g) for g in M[b]["growth"]])
+        rho = np.array([rank_correlation(np.arange(L), g) for g in M[b]["growth"]])
+        t9s = np.array([shallow_deep(t) for t in M[b]["t90"]])
+        sp = M[b]["spread"]
+        peak = sp.max(axis=1)
+        leo = M[b]["late_over_early"].mean(axis=1)
+        vals = {"shallow_over_deep_growth": mean_se(ratio), "rank_corr_growth_depth": mean_se(rho),
+                "shallow_over_deep_t90": mean_se(t9s), "spread_init": mean_se(sp[:, 0]),
+                "spread_peak": mean_se(peak), "spread_final": mean_se(sp[:, -1]),
+                "late_over_early_change": mean_se(leo)}
+        numbers[b] = {k: [float(v[0]), float(v[1])] for k, v in vals.items()}
+        srows.append([b.upper()] + [_pm(*vals[k]) for k in vals])
+    tables.append(Table(["block", "growth shallow/deep", "rank corr(growth, depth)", "t90 shallow/deep",
+                         "spread at init", "peak spread", "final spread", "late/early |dln std|"], srows,
+                        caption=(f"depth dependence, mean ± se over {len(dyn)} seeds; shallow/deep: first third "
+                                 f"of the layers over the last third; spread: max/min std over layers; late/early: "
+                                 f"|ln std(T)/std(T/2)| over |ln std(T/2)/std(0)|, mean over layers")))
+
+    # item 4: recipes (the GPT-2 row is the first seed of the dynamics sweep)
+    runs = [("gpt2", dyn[0])] + list(rec)
+    rrows = []
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
+    for j, (name, c) in enumerate(runs):
+        loss = np.asarray(c["losses"], float)
+        w = max(len(loss) // 50, 1)
+        n = len(loss) // w
+        curve = loss[: n * w].reshape(n, w).mean(axis=1)
+        axes[0, 0].plot(np.arange(n) * w, curve, color=f"C{j}", label=name)
+        st = np.asarray(c["steps"], float)
+        div = diverged(c)
+        finals = {b: np.asarray(c[f"{b}_std"], float) for b in BLOCKS}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            axes[0, 1].plot(st + 1, layer_spread(finals["q"]), color=f"C{j}", label=name)
+            axes[1, 0].plot(np.arange(L), finals["q"][-1] / finals["q"][0], "o-", color=f"C{j}", label=name)
+            axes[1, 1].plot(np.arange(L), finals["v"][-1] / finals["v"][0], "o-", color=f"C{j}", label=name)
+            g = growth_rate(st, finals["q"], t_early)
+        ev = np.asarray(c["evals"], float)
+        rrows.append([name, float(finals["q"][0].mean()), float(loss[0]), float(ev[-1, 2]) if len(ev) else None,
+                      "yes" if div else "no"] +
+                     [float(layer_spread(finals[b])[-1]) for b in BLOCKS] +
+                     [float(np.mean(finals[b][-1] / finals[b][0])) for b in BLOCKS] +
+                     [shallow_deep(g) if np.all(np.isfinite(g)) else None])
+    axes[0, 0].set(xlabel="step", ylabel="train loss (minibatch, smoothed)", title="loss curves")
+    axes[0, 1].set(xscale="log", xlabel="step + 1", ylabel="max/min over layers", title="Q std spread across layers")
+    axes[1, 0].set(xlabel="layer", ylabel="std(T)/std(0)", title="Q: final / initial std", yscale="log")
+    axes[1, 1].set(xlabel="layer", ylabel="std(T)/std(0)", title="V: final / initial std", yscale="log")
+    for ax in axes.ravel():
+        ax.legend(fontsize=7)
+    figs.append(save_figure(fig, out, "recipes"))
+    tables.append(Table(["recipe", "Q init std", "initial loss", "final val loss", "diverged",
+                         "Q final spread", "K final spread", "V final spread", "Q final/init", "K final/init",
+                         "V final/init", "Q growth shallow/deep"], rrows,
+                        caption=f"recipes, one seed each ({size['n_layer']} layers, {T} steps); spread: max/min std "
+                                f"over layers; final/init: mean over layers"))
+    numbers["recipes"] = {r[0]: {"final_val": r[3], "diverged": r[4] == "yes"} for r in rrows}
+
+    # item 5: the Adam drift / random-walk model
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    mrows = []
+    for j, b in enumerate(BLOCKS):
+        per_seed = [adam_model(c, b) for c in dyn]
+        meas = np.array([c[f"{b}_drift"] for c in dyn], float)          # (S, R, L)
+        pred = np.array([m["drift"] for m in per_seed])
+        late = steps >= t_early
+        logerr = np.abs(np.log10(pred[:, late] / meas[:, late]))
+        fin = pred[:, -1] / meas[:, -1]                                   # (S, L)
+        walk = np.array([m["walk_only"][-1] for m in per_seed]) / meas[:, -1]
+        pure = np.array([m["drift_only"][-1] for m in per_seed]) / meas[:, -1]
+        dstd_meas = stds[b][:, -1] - stds[b][:, 0]
+        dstd_pred = np.array([m["std"][-1] for m in per_seed]) - stds[b][:, 0]
+        r_layers = np.array([np.corrcoef(p, q)[0, 1] for p, q in zip(dstd_pred, dstd_meas)])
+        fmean = np.array([m["f"][late].mean() for m in per_seed])
+        vals = {"median_abs_log10_err": mean_se(np.median(logerr.reshape(len(dyn), -1), axis=1)),
+                "final_drift_pred_over_meas": mean_se(fin.mean(axis=1)),
+                "walk_only_over_meas": mean_se(walk.mean(axis=1)), "drift_only_over_meas": mean_se(pure.mean(axis=1)),
+                "std_change_pred_over_meas": mean_se(dstd_pred.mean(axis=1) / dstd_meas.mean(axis=1)),
+                "corr_over_layers_std_change": mean_se(r_layers), "mean_f": mean_se(fmean)}
+        numbers[f"adam_model_{b}"] = {k: [float(v[0]), float(v[1])] for k, v in vals.items()}
+        mrows.append([b.upper()] + [_pm(*v) for v in vals.values()])
+        ax = axes[0, j]
+        for l, col in ((0, colors[0]), (L // 2, colors[L // 2]), (L - 1, colors[L - 1])):
+            ax.plot(steps[1:] + 1, meas[0, 1:, l], "o", color=col, ms=4, label=f"layer {l} measured")
+            ax.plot(steps[1:] + 1, pred[0, 1:, l], "-", color=col, lw=1.5)
+            ax.plot(steps[1:] + 1, per_seed[0]["walk_only"][1:, l], ":", color=col, lw=1)
+            ax.plot(steps[1:] + 1, per_seed[0]["drift_only"][1:, l], "--", color=col, lw=1)
+        ax.set(xscale="log", yscale="log", xlabel="step + 1", ylabel="rms(W - W0)",
+               title=f"{b.upper()}: drift from init; model (line), walk only (:), drift only (--)")
+        ax.legend(fontsize=7)
+        ax = axes[1, j]
+        ax.plot(dstd_meas.ravel(), dstd_pred.ravel(), "o", color=f"C{j}", ms=4)
+        lim = [min(dstd_meas.min(), dstd_pred.min()), max(dstd_meas.max(), dstd_pred.max())]
+        ax.plot(lim, lim, "k:", lw=1)
+        ax.set(xlabel="measured std(T) - std(0)", ylabel="model", title=f"{b.upper()}: final std change, all layers/seeds")
+    figs.append(save_figure(fig, out, "adam_model"))
+    tables.append(Table(["block", "median |log10 pred/meas| drift", "final drift pred/meas", "walk-only/meas",
+                         "drift-only/meas", "std change pred/meas", "corr over layers (std change)", "drift fraction f"],
+                        mrows, caption=(f"Adam model (item 5), mean ± se over {len(dyn)} seeds; errors over records "
+                                        f"from step {t_early} on; f from the step correlations between records")))
+    summary = _verdict(numbers, L, T, t_early, len(dyn), size, runs, rrows)
+    return figs, tables, numbers, summary
+
+
+
+def _verdict(numbers: dict, L: int, T: int, t_early: int, n_seeds: int, size: dict, runs, rrows) -> str:
+    """The summary paragraph: what the numbers say, against the paper's claims."""
+    def pm(v, d=3):
+        return _pm(v[0], v[1], d)
+    lines = [f"Model: {L} layers, n_embd {size['n_embd']}, {size['n_head']} heads, block {size['block_size']}, "
+             f"batch {size['batch_size']}, {T} steps of AdamW (lr 1e-3, warmup {t_early}, cosine to 1e-4, weight "
+             f"decay 0.1) on the shipped Shakespeare corpus, GPT-2 init (std 0.02, residual projections / sqrt(2L)), "
+             f"{n_seeds} seeds; Q/K/V std per layer at {len(record_steps(T))} log-spaced steps."]
+    faster, narrow = [], []
+    for b in BLOCKS:
+        n = numbers[b]
+        ratio, rho = n["shallow_over_deep_growth"], n["rank_corr_growth_depth"]
+        sig = (ratio[0] - 1) / ratio[1] if ratio[1] > 0 else math.inf
+        word = ("faster" if sig > 2 else "slower" if sig < -2 else "not measurably faster or slower")
+        faster.append(sig > 2)
+        lines.append(f"{b.upper()}: the first third of the layers grows {pm(ratio)} times as fast as the last third "
+                     f"in the first {t_early} steps ({word}: {sig:+.1f} se from 1; rank correlation of growth with "
+                     f"depth {pm(rho, 2)}); t90 shallow/deep {pm(n['shallow_over_deep_t90'], 2)}; spread of the std "
+                     f"across layers (max/min) {pm(n['spread_init'])} at init, {pm(n['spread_peak'])} at its peak, "
+                     f"{pm(n['spread_final'])} at the end; late/early change {pm(n['late_over_early_change'], 2)}.")
+        narrow.append(n["spread_final"][0] < n["spread_peak"][0] - 2 * max(n["spread_peak"][1], 1e-12))
+    if all(faster):
+        verdict = "Shallow layers expand faster than deep ones for Q, K and V, as the paper says."
+    elif any(faster):
+        verdict = (f"Shallow layers expand faster only for {', '.join(b.upper() for b, f in zip(BLOCKS, faster) if f)}; "
+                   f"for the others the data disagree with the paper's 'shallow layers expand rapidly while deeper "
+                   f"layers change more gradually' (figure equilibration_metrics, left).")
+    else:
+        verdict = ("The data disagree with the paper's 'shallow layers expand rapidly while deeper layers change more "
+                   "gradually': no block's shallow layers grow measurably faster (figure equilibration_metrics, left).")
+    bands = ("The spread across layers narrows after its peak for "
+             + (", ".join(b.upper() for b, n in zip(BLOCKS, narrow) if n) or "no block")
+             + "; where it does not, the layers do not settle into narrower bands within this run "
+               "(figure equilibration_metrics, right).")
+    fits = {b: numbers[f"adam_model_{b}"] for b in BLOCKS}
+    model = ("Adam model (item 5): with the drift fraction f of each layer taken from the measured correlation of "
+             "its Adam steps between records, the predicted rms distance from init is "
+             + "; ".join(f"{b.upper()} {pm(fits[b]['final_drift_pred_over_meas'], 2)} of the measured one at the end "
+                         f"(median |log10 error| {pm(fits[b]['median_abs_log10_err'], 2)}, pure random walk "
+                         f"{pm(fits[b]['walk_only_over_meas'], 2)}, pure drift {pm(fits[b]['drift_only_over_meas'], 2)})"
+                         for b in BLOCKS)
+             + "; the predicted std change over layers correlates with the measured one at "
+             + ", ".join(f"{b.upper()} {pm(fits[b]['corr_over_layers_std_change'], 2)}" for b in BLOCKS) + ".")
+    div = [r[0] for r in rrows if r[4] == "yes"]
+    best = min((r for r in rrows if r[3] is not None), key=lambda r: r[3])
+    recipes = (f"Recipes (one seed each): {'diverged: ' + ', '.join(div) if div else 'none diverged'}; lowest final "
+               f"val loss {best[3]:.3f} ({best[0]}); " + ", ".join(f"{r[0]} {r[3]:.3f}" for r in rrows if r[3] is not None)
+               + ".")
+    return "\n\n".join([" ".join(lines), verdict + " " + bands, model, recipes])
