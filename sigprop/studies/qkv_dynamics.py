@@ -205,18 +205,20 @@ def adam_step_rms(f, beta1: float):
     return np.sqrt(np.asarray(f, float) + (1 - np.asarray(f, float)) * c)
 
 
-def adam_drift(lr, f, beta1: float, shrink=None) -> np.ndarray:
+def adam_drift(lr, f, beta1: float, shrink=None, noise=None) -> np.ndarray:
     """Predicted rms distance from init ``rms(D_t)``, t = 0..S, of one weight block under the model.
 
-    ``D_{t+1} = shrink_t D_t + lr_t (sqrt(f_t) e + sqrt((1 - f_t) c) n_t)`` with a fixed sign
-    pattern ``e`` (the drift) and noise ``n`` correlated as ``beta1^|t-s|`` (Adam's momentum), so
-    ``E[D^2] = drift^2 + walk`` where the drift adds ``lr sqrt(f)`` per step and the walk is the
-    momentum-correlated random walk. ``lr``, ``f``, ``shrink`` are per-step arrays (S,).
+    ``D_{t+1} = shrink_t D_t + lr_t sqrt(f_t) e + noise_t n_t`` with a fixed sign pattern ``e`` (the
+    drift) and unit noise ``n`` correlated as ``beta1^|t-s|`` (Adam's momentum), so
+    ``E[D^2] = drift^2 + walk``: the drift adds ``lr sqrt(f)`` per step, the walk is the
+    momentum-correlated random walk of the noise part, ``noise_t = lr_t sqrt((1 - f_t) c)`` unless
+    given (e.g. a measured step rms). With f = 0 it is ``sum lr^2`` to O(1 - beta1): steps of ``lr``
+    adding up like independent ones. ``lr``, ``f``, ``shrink``, ``noise`` are per-step arrays (S,).
     """
     lr, f = np.asarray(lr, float), np.asarray(f, float)
     shrink = np.ones_like(lr) if shrink is None else np.asarray(shrink, float)
     c = (1 - beta1) / (1 + beta1)
-    noise = lr * np.sqrt((1 - f) * c)
+    noise = lr * np.sqrt((1 - f) * c) if noise is None else np.asarray(noise, float)
     drift, walk, cross = 0.0, 0.0, 0.0    # cross = sum_{s<t} noise_s beta1^(t-s) (decayed)
     out = np.zeros(len(lr) + 1)
     for t in range(len(lr)):
@@ -227,16 +229,25 @@ def adam_drift(lr, f, beta1: float, shrink=None) -> np.ndarray:
     return out
 
 
-def adam_model(cell: dict, block: str, min_lag: int = 2) -> dict:
-    """The model's prediction for one run and block: ``f`` per record and layer (from the measured
-    step correlations, records closer than ``min_lag`` steps take the next estimate), and the
-    predicted ``drift`` and ``std`` at the recorded steps, with the pure-drift (f = 1) and
-    pure-walk (f = 0) bounds of the drift."""
+#: The model variants compared with the measured drift (name -> what sets the step statistics).
+MODELS = {"walk": "random walk, steps of lr (f = 0): lr schedule and steps only",
+          "sign": "drift fraction f from the measured step-sign correlation (records >= 10 steps apart)",
+          "walk_measured": "random walk with the measured Adam step rms",
+          "drift_only": "pure drift (f = 1): every step in the same direction"}
+
+
+def adam_model(cell: dict, block: str, min_lag: int = 10) -> dict:
+    """The model's predictions for one run and block (:data:`MODELS`), each the rms drift from
+    init at the recorded steps (R, L), plus ``f`` per record and layer (from the measured step
+    correlations of records ``min_lag`` or more steps apart; earlier records take the first
+    estimate) and ``std``: the std predicted by the walk with the measured step rms,
+    ``sqrt((W_0 decay)^2 + D^2)`` (D uncorrelated with W_0)."""
     from ..gpt.train import GPTTrainConfig
     cfg = GPTTrainConfig.from_dict(cell["config"])
     steps = np.asarray(cell["steps"], int)
     corr = np.asarray(cell[f"{block}_step_corr"], float)
     std = np.asarray(cell[f"{block}_std"], float)
+    step_rms = np.asarray(cell[f"{block}_step"], float)
     lags = np.diff(steps, prepend=steps[0])
     f = signal_fraction(corr, lags[:, None], cfg.beta1)
     f[(lags < min_lag) | ~np.isfinite(corr).all(axis=1)] = np.nan
@@ -246,19 +257,24 @@ def adam_model(cell: dict, block: str, min_lag: int = 2) -> dict:
         col[:] = np.interp(np.arange(len(col)), good, col[good]) if len(good) else 0.0
     lr = np.array([cfg.lr_at(s) for s in range(cfg.steps)])
     shrink = 1 - lr * cfg.weight_decay
-    keep = np.concatenate([[1.0], np.cumprod(shrink)])          # W_0's surviving factor after t steps
+    keep = np.concatenate([[1.0], np.cumprod(shrink)])[steps]     # W_0's surviving factor
     L = std.shape[1]
-    drift, lo, hi = (np.zeros((len(steps), L)) for _ in range(3))
+    out = {k: np.zeros((len(steps), L)) for k in MODELS}
+    zeros, ones = np.zeros_like(lr), np.ones_like(lr)
+    walk = adam_drift(lr, zeros, cfg.beta1, shrink)[steps]        # the same for every layer
+    d_measured = np.zeros((len(steps), L))
     for l in range(L):
-        f_t = np.interp(np.arange(cfg.steps), steps, f[:, l])
-        for arr, ff in ((drift, f_t), (lo, np.zeros_like(f_t)), (hi, np.ones_like(f_t))):
-            d = adam_drift(lr, ff, cfg.beta1, shrink)[steps]
-            # measured drift is rms(W_t - W_0): the Adam displacement plus the decay of W_0
-            arr[:, l] = np.sqrt(d ** 2 + ((1 - keep[steps]) * std[0, l]) ** 2)
-    d_adam = np.sqrt(np.maximum(drift ** 2 - ((1 - keep[steps])[:, None] * std[0]) ** 2, 0))
-    pred_std = np.sqrt((keep[steps][:, None] * std[0]) ** 2 + d_adam ** 2)
-    return {"f": f, "drift": drift, "walk_only": lo, "drift_only": hi, "std": pred_std,
-            "step_rms": adam_step_rms(f, cfg.beta1) * np.array([cfg.lr_at(s) for s in steps])[:, None]}
+        t = np.arange(cfg.steps)
+        d = {"walk": walk,
+             "sign": adam_drift(lr, np.interp(t, steps, f[:, l]), cfg.beta1, shrink)[steps],
+             "walk_measured": adam_drift(lr, zeros, cfg.beta1, shrink, noise=np.interp(t, steps, step_rms[:, l]))[steps],
+             "drift_only": adam_drift(lr, ones, cfg.beta1, shrink)[steps]}
+        d_measured[:, l] = d["walk_measured"]
+        for k in MODELS:   # measured drift is rms(W_t - W_0): the Adam displacement plus the decay of W_0
+            out[k][:, l] = np.sqrt(d[k] ** 2 + ((1 - keep) * std[0, l]) ** 2)
+    out["f"] = f
+    out["std"] = np.sqrt((keep[:, None] * std[0]) ** 2 + d_measured ** 2)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -345,10 +361,12 @@ def analyse(dyn: list, rec: list, size: dict, out):
                 h = hist[f"h{l}.{b}"][i]
                 e, cnt = np.asarray(h["edges"]), np.asarray(h["counts"], float)
                 dens = cnt / (cnt.sum() * np.diff(e))
-                ax.stairs(np.maximum(dens, 1e-3), e, color=plt.cm.plasma(j / max(len(picks) - 1, 1) * 0.85),
+                floor = 0.5 / (cnt.sum() * np.diff(e).max())          # empty bins: half a count
+                ax.stairs(np.maximum(dens, floor), e, color=plt.cm.plasma(j / max(len(picks) - 1, 1) * 0.85),
                           label=f"step {int(steps[i])}")
             ax.set_yscale("log")
-            ax.set_title(f"layer {l} {b.upper()} weights")
+            ax.set_ylim(bottom=floor)
+            ax.set_title(f"layer {l} {b.upper()} weights (density)")
             ax.legend(fontsize=7)
     figs.append(save_figure(fig, out, "weight_histograms"))
 
@@ -443,45 +461,50 @@ def analyse(dyn: list, rec: list, size: dict, out):
     # item 5: the Adam drift / random-walk model
     fig, axes = plt.subplots(2, 3, figsize=(15, 8))
     mrows = []
+    late = steps >= t_early
+    styles = {"walk": "-", "sign": ":", "walk_measured": "--", "drift_only": "-."}
     for j, b in enumerate(BLOCKS):
         per_seed = [adam_model(c, b) for c in dyn]
         meas = np.array([c[f"{b}_drift"] for c in dyn], float)          # (S, R, L)
-        pred = np.array([m["drift"] for m in per_seed])
-        late = steps >= t_early
-        logerr = np.abs(np.log10(pred[:, late] / meas[:, late]))
-        fin = pred[:, -1] / meas[:, -1]                                   # (S, L)
-        walk = np.array([m["walk_only"][-1] for m in per_seed]) / meas[:, -1]
-        pure = np.array([m["drift_only"][-1] for m in per_seed]) / meas[:, -1]
+        fits = {}
+        for k in MODELS:
+            pred = np.array([m[k] for m in per_seed])
+            logerr = np.abs(np.log10(pred[:, late] / meas[:, late])).reshape(len(dyn), -1)
+            # walk and drift_only predict the same distance for every layer: no correlation to speak of
+            r = (np.array([np.corrcoef(p[-1], q[-1])[0, 1] for p, q in zip(pred, meas)])
+                 if k in ("sign", "walk_measured") else np.full(len(dyn), np.nan))
+            fits[k] = {"final_pred_over_meas": mean_se((pred[:, -1] / meas[:, -1]).mean(axis=1)),
+                       "median_abs_log10_err": mean_se(np.median(logerr, axis=1)),
+                       "corr_over_layers": mean_se(r)}
+            mrows.append([b.upper(), k] + [_pm(*v) for v in fits[k].values()])
         dstd_meas = stds[b][:, -1] - stds[b][:, 0]
         dstd_pred = np.array([m["std"][-1] for m in per_seed]) - stds[b][:, 0]
-        r_layers = np.array([np.corrcoef(p, q)[0, 1] for p, q in zip(dstd_pred, dstd_meas)])
-        fmean = np.array([m["f"][late].mean() for m in per_seed])
-        vals = {"median_abs_log10_err": mean_se(np.median(logerr.reshape(len(dyn), -1), axis=1)),
-                "final_drift_pred_over_meas": mean_se(fin.mean(axis=1)),
-                "walk_only_over_meas": mean_se(walk.mean(axis=1)), "drift_only_over_meas": mean_se(pure.mean(axis=1)),
-                "std_change_pred_over_meas": mean_se(dstd_pred.mean(axis=1) / dstd_meas.mean(axis=1)),
-                "corr_over_layers_std_change": mean_se(r_layers), "mean_f": mean_se(fmean)}
-        numbers[f"adam_model_{b}"] = {k: [float(v[0]), float(v[1])] for k, v in vals.items()}
-        mrows.append([b.upper()] + [_pm(*v) for v in vals.values()])
+        numbers[f"adam_model_{b}"] = {k: {kk: [float(x) for x in vv] for kk, vv in v.items()} for k, v in fits.items()}
+        numbers[f"adam_model_{b}"]["std_change_walk_measured_over_meas"] = [float(x) for x in mean_se(
+            dstd_pred.mean(axis=1) / dstd_meas.mean(axis=1))]
+        numbers[f"adam_model_{b}"]["mean_f"] = [float(x) for x in mean_se([m["f"][late].mean() for m in per_seed])]
         ax = axes[0, j]
-        for l, col in ((0, colors[0]), (L // 2, colors[L // 2]), (L - 1, colors[L - 1])):
-            ax.plot(steps[1:] + 1, meas[0, 1:, l], "o", color=col, ms=4, label=f"layer {l} measured")
-            ax.plot(steps[1:] + 1, pred[0, 1:, l], "-", color=col, lw=1.5)
-            ax.plot(steps[1:] + 1, per_seed[0]["walk_only"][1:, l], ":", color=col, lw=1)
-            ax.plot(steps[1:] + 1, per_seed[0]["drift_only"][1:, l], "--", color=col, lw=1)
+        for l in (0, L - 1):
+            ax.plot(steps[1:] + 1, meas[0, 1:, l], "o", color=colors[l], ms=4, label=f"layer {l} measured")
+            for k, ls in styles.items():
+                ax.plot(steps[1:] + 1, per_seed[0][k][1:, l], ls, color=colors[l], lw=1.2,
+                        label=k if l == 0 else None)
         ax.set(xscale="log", yscale="log", xlabel="step + 1", ylabel="rms(W - W0)",
-               title=f"{b.upper()}: drift from init; model (line), walk only (:), drift only (--)")
+               title=f"{b.upper()}: distance from init, seed {0}: data and models")
         ax.legend(fontsize=7)
         ax = axes[1, j]
         ax.plot(dstd_meas.ravel(), dstd_pred.ravel(), "o", color=f"C{j}", ms=4)
         lim = [min(dstd_meas.min(), dstd_pred.min()), max(dstd_meas.max(), dstd_pred.max())]
         ax.plot(lim, lim, "k:", lw=1)
-        ax.set(xlabel="measured std(T) - std(0)", ylabel="model", title=f"{b.upper()}: final std change, all layers/seeds")
+        ax.set(xlabel="measured std(T) - std(0)", ylabel="walk with measured step rms",
+               title=f"{b.upper()}: final std change, every layer and seed")
+    fig.tight_layout()
     figs.append(save_figure(fig, out, "adam_model"))
-    tables.append(Table(["block", "median |log10 pred/meas| drift", "final drift pred/meas", "walk-only/meas",
-                         "drift-only/meas", "std change pred/meas", "corr over layers (std change)", "drift fraction f"],
-                        mrows, caption=(f"Adam model (item 5), mean ± se over {len(dyn)} seeds; errors over records "
-                                        f"from step {t_early} on; f from the step correlations between records")))
+    tables.append(Table(["block", "model", "final drift pred/meas", "median |log10 pred/meas|",
+                         "corr over layers"], mrows,
+                        caption=(f"Adam model (item 5): rms distance from init, predicted / measured, mean over "
+                                 f"layers, ± se over {len(dyn)} seeds; median over records from step {t_early} on; "
+                                 f"models: " + "; ".join(f"{k}: {v}" for k, v in MODELS.items()))))
     summary = _verdict(numbers, L, T, t_early, len(dyn), size, runs, rrows)
     return figs, tables, numbers, summary
 
@@ -522,14 +545,32 @@ def _verdict(numbers: dict, L: int, T: int, t_early: int, n_seeds: int, size: di
              + "; where it does not, the layers do not settle into narrower bands within this run "
                "(figure equilibration_metrics, right).")
     fits = {b: numbers[f"adam_model_{b}"] for b in BLOCKS}
-    model = ("Adam model (item 5): with the drift fraction f of each layer taken from the measured correlation of "
-             "its Adam steps between records, the predicted rms distance from init is "
-             + "; ".join(f"{b.upper()} {pm(fits[b]['final_drift_pred_over_meas'], 2)} of the measured one at the end "
-                         f"(median |log10 error| {pm(fits[b]['median_abs_log10_err'], 2)}, pure random walk "
-                         f"{pm(fits[b]['walk_only_over_meas'], 2)}, pure drift {pm(fits[b]['drift_only_over_meas'], 2)})"
-                         for b in BLOCKS)
-             + "; the predicted std change over layers correlates with the measured one at "
-             + ", ".join(f"{b.upper()} {pm(fits[b]['corr_over_layers_std_change'], 2)}" for b in BLOCKS) + ".")
+
+    def ratio(k):
+        return ", ".join(f"{b.upper()} {pm(fits[b][k]['final_pred_over_meas'], 2)}" for b in BLOCKS)
+
+    def judged(k):   # within 2 se of 1, or the direction of the miss, per block
+        out = []
+        for b in BLOCKS:
+            m, se = fits[b][k]["final_pred_over_meas"]
+            out.append("fits" if abs(m - 1) <= 2 * se or abs(m - 1) < 0.1 else "overshoots" if m > 1 else "undershoots")
+        return ", ".join(f"{b.upper()} {w}" for b, w in zip(BLOCKS, out))
+    err = {k: np.mean([fits[b][k]["median_abs_log10_err"][0] for b in BLOCKS]) for k in MODELS}
+    best = min(err, key=err.get)
+    model = ("Adam model (item 5): each coordinate moves about lr per step; with persistent step signs (drift) "
+             "the distance from init grows like sum(lr), without (random walk; Adam's momentum correlates steps over "
+             "~1/(1 - beta1) steps and shrinks their rms to lr sqrt((1-beta1)/(1+beta1))) like sqrt(sum lr^2). "
+             f"Predicted / measured rms(W_T - W_0), mean over layers: random walk from the lr schedule alone "
+             f"{ratio('walk')} ({judged('walk')}); pure drift {ratio('drift_only')}; walk plus the drift fraction f "
+             f"measured from the step-sign correlation of records >= 10 steps apart (mean f "
+             + ", ".join(pm(fits[b]["mean_f"], 2) for b in BLOCKS) + f") {ratio('sign')} ({judged('sign')}); "
+             f"random walk with the measured Adam step rms {ratio('walk_measured')} ({judged('walk_measured')}; "
+             "correlation over layers " + ", ".join(pm(fits[b]["walk_measured"]["corr_over_layers"], 2) for b in BLOCKS)
+             + f"). Smallest median |log10 error| over the records: {best} ({err[best]:.3f}; "
+             + ", ".join(f"{k} {v:.3f}" for k, v in err.items()) + "). With std^2 = (decayed std_0)^2 + D^2 "
+             "(D uncorrelated with W_0) the measured-step walk's std change is "
+             + ", ".join(f"{b.upper()} {pm(fits[b]['std_change_walk_measured_over_meas'], 2)}" for b in BLOCKS)
+             + " of the measured one (figure adam_model).")
     div = [r[0] for r in rrows if r[4] == "yes"]
     best = min((r for r in rrows if r[3] is not None), key=lambda r: r[3])
     recipes = (f"Recipes (one seed each): {'diverged: ' + ', '.join(div) if div else 'none diverged'}; lowest final "
