@@ -51,39 +51,58 @@ def test_signal_fraction_inverts_the_step_correlation():
             assert qd.signal_fraction(corr, lag, beta1) == pytest.approx(f, abs=1e-12)
 
 
-def _simulated_adam(f, lr, beta1, n, seed):
-    """Adam's normalised step on a gradient mu + sigma xi per coordinate (mu of random sign, f = mu^2 /
-    (mu^2 + sigma^2)), m started in its stationary law and v at its mean: the model's assumptions."""
+def _simulated_adam(f, lr, beta1, n, seed, stationary=False):
+    """Adam's step on a gradient mu + sigma xi per coordinate (mu of random sign, f = mu^2 / (mu^2 + sigma^2))
+    with v at its mean (the model's assumption): bias-corrected from m = 0, or (``stationary``) without bias
+    correction from m in its stationary law. Returns D (S + 1, n) and the steps (S, n)."""
     rng = np.random.default_rng(seed)
     mu = math.sqrt(f) * rng.choice([-1.0, 1.0], n)
     sigma = math.sqrt(1 - f)
     c = (1 - beta1) / (1 + beta1)
-    m = mu + math.sqrt(c) * sigma * rng.standard_normal(n)
+    m = mu + math.sqrt(c) * sigma * rng.standard_normal(n) if stationary else np.zeros(n)
     D = np.zeros((len(lr) + 1, n))
     steps = np.zeros((len(lr), n))
     for t, a in enumerate(lr):
         m = beta1 * m + (1 - beta1) * (mu + sigma * rng.standard_normal(n))
-        steps[t] = a * m                                     # v = mu^2 + sigma^2 = 1
+        steps[t] = a * (m if stationary else m / (1 - beta1 ** (t + 1)))     # v = mu^2 + sigma^2 = 1
         D[t + 1] = D[t] + steps[t]
     return D, steps
 
 
-def test_adam_model_predicts_a_simulated_adams_drift_and_its_step_correlation():
-    beta1, n, f = 0.9, 4000, 0.2
-    lr = np.concatenate([np.linspace(1e-4, 1e-3, 30), 1e-3 * np.cos(np.linspace(0, 1.4, 170))])
-    D, steps = _simulated_adam(f, lr, beta1, n, seed=3)
-    pred = qd.adam_drift(lr, np.full(len(lr), f), beta1)
-    checks = [20, 60, 120, 200]                               # 4 comparisons: 3.5 se is Bonferroni-safe
+def _within(pred, D, checks, k):
+    """pred[t]^2 vs the sample mean of D[t]^2 over coordinates, in standard errors."""
     for t in checks:
-        ms = np.mean(D[t] ** 2)
-        se = np.std(D[t] ** 2, ddof=1) / math.sqrt(n)
-        assert abs(pred[t] ** 2 - ms) < 3.5 * se, (t, pred[t] ** 2, ms, se)
-    # the pure-walk bound (f = 0) is a wrong model here: it misses by many standard errors
-    walk = qd.adam_drift(lr, np.zeros(len(lr)), beta1)
-    t = checks[-1]
-    assert abs(walk[t] ** 2 - np.mean(D[t] ** 2)) > 10 * np.std(D[t] ** 2, ddof=1) / math.sqrt(n)
+        ms, se = np.mean(D[t] ** 2), np.std(D[t] ** 2, ddof=1) / math.sqrt(D.shape[1])
+        assert abs(pred[t] ** 2 - ms) < k * se, (t, pred[t] ** 2, ms, se)
+
+
+LR = np.concatenate([np.linspace(1e-4, 1e-3, 30), 1e-3 * np.cos(np.linspace(0, 1.4, 170))])
+CHECKS = [2, 8, 20, 60, 120, 200]          # 6 comparisons per model: 3.8 se keeps a Bonferroni 1e-3 level
+
+
+@pytest.mark.parametrize("f", [0.0, 0.2])
+def test_adam_model_predicts_a_simulated_adams_drift(f):
+    beta1, n = 0.9, 4000
+    D, _ = _simulated_adam(f, LR, beta1, n, seed=3)
+    _within(qd.adam_drift(LR, np.full(len(LR), f), beta1), D, CHECKS, 3.8)
+    # a wrong model fails: the other f, and (for f = 0) the walk without Adam's bias correction
+    other = qd.adam_drift(LR, np.full(len(LR), 0.2 - f), beta1)
+    t = CHECKS[-1]
+    se = np.std(D[t] ** 2, ddof=1) / math.sqrt(n)
+    assert abs(other[t] ** 2 - np.mean(D[t] ** 2)) > 10 * se
+    if f == 0:
+        stationary = qd.momentum_walk(LR * math.sqrt((1 - beta1) / (1 + beta1)), beta1)
+        assert abs(stationary[2] ** 2 - np.mean(D[2] ** 2)) > 10 * np.std(D[2] ** 2, ddof=1) / math.sqrt(n)
+
+
+def test_momentum_walk_and_signal_fraction_on_stationary_momentum():
+    beta1, n, f = 0.9, 4000, 0.2
+    c = (1 - beta1) / (1 + beta1)
+    D, steps = _simulated_adam(0.0, LR, beta1, n, seed=5, stationary=True)
+    _within(qd.momentum_walk(LR * math.sqrt(c), beta1), D, CHECKS, 3.8)
     # f recovered from the cosine of two steps 10 apart (the per-coordinate rms step is adam_step_rms)
-    a, b = steps[100] / lr[100], steps[110] / lr[110]
+    _, steps = _simulated_adam(f, LR, beta1, n, seed=7, stationary=True)
+    a, b = steps[100] / LR[100], steps[110] / LR[110]
     cos = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
     f_hat = qd.signal_fraction(cos, 10, beta1)
     # se of f_hat from the spread of the per-coordinate products (delta method through the formula)
@@ -92,7 +111,9 @@ def test_adam_model_predicts_a_simulated_adams_drift_and_its_step_correlation():
     h = 1e-4
     slope = (qd.signal_fraction(cos + h, 10, beta1) - qd.signal_fraction(cos - h, 10, beta1)) / (2 * h)
     assert abs(f_hat - f) < 3.5 * abs(slope) * se_cos, (f_hat, slope * se_cos)
-    assert np.sqrt(np.mean(a * a)) == pytest.approx(float(qd.adam_step_rms(f, beta1)), rel=0.05)
+    rms = np.sqrt(np.mean(a * a))
+    rms_se = np.std(a * a, ddof=1) / math.sqrt(n) / (2 * rms)
+    assert abs(rms - float(qd.adam_step_rms(f, beta1))) < 3.5 * rms_se
 
 
 def test_adam_drift_weight_decay_and_pure_drift():

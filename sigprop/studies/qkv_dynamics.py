@@ -205,27 +205,46 @@ def adam_step_rms(f, beta1: float):
     return np.sqrt(np.asarray(f, float) + (1 - np.asarray(f, float)) * c)
 
 
-def adam_drift(lr, f, beta1: float, shrink=None, noise=None) -> np.ndarray:
+def adam_drift(lr, f, beta1: float, shrink=None) -> np.ndarray:
     """Predicted rms distance from init ``rms(D_t)``, t = 0..S, of one weight block under the model.
 
-    ``D_{t+1} = shrink_t D_t + lr_t sqrt(f_t) e + noise_t n_t`` with a fixed sign pattern ``e`` (the
-    drift) and unit noise ``n`` correlated as ``beta1^|t-s|`` (Adam's momentum), so
-    ``E[D^2] = drift^2 + walk``: the drift adds ``lr sqrt(f)`` per step, the walk is the
-    momentum-correlated random walk of the noise part, ``noise_t = lr_t sqrt((1 - f_t) c)`` unless
-    given (e.g. a measured step rms). With f = 0 it is ``sum lr^2`` to O(1 - beta1): steps of ``lr``
-    adding up like independent ones. ``lr``, ``f``, ``shrink``, ``noise`` are per-step arrays (S,).
+    Per coordinate the gradient is a persistent part plus white noise, ``f`` the persistent share of
+    its second moment, and ``v`` holds their sum, so Adam's step is ``lr_t mhat_t`` in units of
+    ``sqrt(v)``, ``mhat_t = m_t / (1 - beta1^(t+1))``, ``m_t = beta1 m_(t-1) + (1 - beta1) g_t``.
+    The persistent part (a fixed sign pattern) adds ``lr sqrt(f)`` per step (drift); the noise adds a
+    momentum-correlated random walk, computed exactly from the weights of each step's noise in
+    ``D`` (bias correction included: the first ~1/(1 - beta1) steps move like a drift). With f = 0
+    and t >> 1/(1 - beta1) it is ``sum lr^2``: steps of ``lr`` adding up like independent ones.
+    ``D_(t+1) = shrink_t D_t + lr_t mhat_t``; ``lr``, ``f``, ``shrink`` are per-step arrays (S,).
     """
     lr, f = np.asarray(lr, float), np.asarray(f, float)
+    S = len(lr)
     shrink = np.ones_like(lr) if shrink is None else np.asarray(shrink, float)
-    c = (1 - beta1) / (1 + beta1)
-    noise = lr * np.sqrt((1 - f) * c) if noise is None else np.asarray(noise, float)
-    drift, walk, cross = 0.0, 0.0, 0.0    # cross = sum_{s<t} noise_s beta1^(t-s) (decayed)
-    out = np.zeros(len(lr) + 1)
-    for t in range(len(lr)):
+    m = np.zeros(S)          # m_t's weight on the noise of each step s <= t
+    d = np.zeros(S)          # D_t's weight on the noise of each step
+    drift = 0.0
+    out = np.zeros(S + 1)
+    for t in range(S):
+        m *= beta1
+        m[t] += (1 - beta1) * math.sqrt(1 - f[t])
+        d *= shrink[t]
+        d += lr[t] / (1 - beta1 ** (t + 1)) * m
         drift = shrink[t] * drift + lr[t] * math.sqrt(f[t])
-        walk = shrink[t] ** 2 * walk + noise[t] ** 2 + 2 * noise[t] * shrink[t] * cross
-        cross = beta1 * (shrink[t] * cross + noise[t])
-        out[t + 1] = math.sqrt(drift ** 2 + walk)
+        out[t + 1] = math.sqrt(drift ** 2 + d @ d)
+    return out
+
+
+def momentum_walk(step_rms, beta1: float, shrink=None) -> np.ndarray:
+    """rms of ``D_t`` (t = 0..S) for steps of rms ``step_rms`` (S,) correlated as ``beta1^|t-s|``
+    (stationary momentum noise): a random walk with a measured step size."""
+    u = np.asarray(step_rms, float)
+    shrink = np.ones_like(u) if shrink is None else np.asarray(shrink, float)
+    walk, cross = 0.0, 0.0    # cross = sum_{s<t} u_s beta1^(t-s), decayed
+    out = np.zeros(len(u) + 1)
+    for t in range(len(u)):
+        walk = shrink[t] ** 2 * walk + u[t] ** 2 + 2 * u[t] * shrink[t] * cross
+        cross = beta1 * (shrink[t] * cross + u[t])
+        out[t + 1] = math.sqrt(walk)
     return out
 
 
@@ -261,14 +280,15 @@ def adam_model(cell: dict, block: str, min_lag: int = 10) -> dict:
     L = std.shape[1]
     out = {k: np.zeros((len(steps), L)) for k in MODELS}
     zeros, ones = np.zeros_like(lr), np.ones_like(lr)
-    walk = adam_drift(lr, zeros, cfg.beta1, shrink)[steps]        # the same for every layer
+    walk = adam_drift(lr, zeros, cfg.beta1, shrink)[steps]        # these two: the same for every layer
+    drift_only = adam_drift(lr, ones, cfg.beta1, shrink)[steps]
     d_measured = np.zeros((len(steps), L))
     for l in range(L):
         t = np.arange(cfg.steps)
         d = {"walk": walk,
              "sign": adam_drift(lr, np.interp(t, steps, f[:, l]), cfg.beta1, shrink)[steps],
-             "walk_measured": adam_drift(lr, zeros, cfg.beta1, shrink, noise=np.interp(t, steps, step_rms[:, l]))[steps],
-             "drift_only": adam_drift(lr, ones, cfg.beta1, shrink)[steps]}
+             "walk_measured": momentum_walk(np.interp(t, steps, step_rms[:, l]), cfg.beta1, shrink)[steps],
+             "drift_only": drift_only}
         d_measured[:, l] = d["walk_measured"]
         for k in MODELS:   # measured drift is rms(W_t - W_0): the Adam displacement plus the decay of W_0
             out[k][:, l] = np.sqrt(d[k] ** 2 + ((1 - keep) * std[0, l]) ** 2)
