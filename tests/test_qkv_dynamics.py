@@ -194,7 +194,7 @@ def test_quick_study_runs_end_to_end_and_resumes(tmp_path):
         assert np.all(np.isfinite(res["numbers"][b]["spread_final"]))
         assert res["numbers"][b]["spread_final"][0] >= 1
     assert {"qkv_std_vs_step.png", "relative_change_heatmap.png", "weight_histograms.png",
-            "equilibration_metrics.png", "recipes.png", "adam_model.png"} <= set(res["figures"])
+            "equilibration_metrics.png", "recipes.png", "recipes_qkv.png", "adam_model.png"} <= set(res["figures"])
     cells = sorted((out / "dynamics_sweep" / "cells").glob("*.json"))
     assert len(cells) == qd.N_SEEDS
     cell = json.loads(cells[0].read_text())["result"]

@@ -7,6 +7,7 @@ functions of those records (tested on synthetic data); ``run`` draws the figures
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -87,6 +88,24 @@ def add_arguments(p):
     p.add_argument("--scheduler", default=None, help="dask.distributed scheduler address for the training sweep")
 
 
+@contextlib.contextmanager
+def _blas_threads(n: int):
+    """numpy's OpenBLAS on ``n`` threads inside the block (restored after; no-op if not found):
+    the quick model's GEMMs (n_embd 32) are too small to share, and spinning BLAS threads on a
+    loaded machine made the quick study 3x slower."""
+    from ..gpt.bench import _openblas_calls
+    calls = _openblas_calls()
+    if calls is None:
+        yield
+        return
+    old = int(calls[0]())
+    calls[1](n)
+    try:
+        yield
+    finally:
+        calls[1](old)
+
+
 def _sweeps(out, size: dict, seed: int, workers: int, scheduler, progress: bool):
     from ..sweep import run_sweep
     fixed = {k: [v] for k, v in size.items()}
@@ -111,7 +130,8 @@ def run(out, quick=False, seed=0, steps=None, workers=1, scheduler=None, overwri
               "recipes": RECIPES, "n_seeds": N_SEEDS, "record_steps": record_steps(size["steps"])}
     out = prepare(out, config, overwrite=overwrite)
     with Timer() as t:
-        dyn, rec = _sweeps(out, size, seed, workers, scheduler, progress=not quick)
+        with _blas_threads(1) if quick else contextlib.nullcontext():
+            dyn, rec = _sweeps(out, size, seed, workers, scheduler, progress=not quick)
         figs, tables, numbers, summary = analyse(dyn.results, [(p["recipe"], r) for p, r in zip(rec.params, rec.results)],
                                                  size, out)
     numbers["train_seconds"] = float(sum(r["seconds"] for r in dyn.results + rec.results))
@@ -470,7 +490,19 @@ def analyse(dyn: list, rec: list, size: dict, out):
     axes[1, 1].set(xlabel="layer", ylabel="std(T)/std(0)", title="V: final / initial std", yscale="log")
     for ax in axes.ravel():
         ax.legend(fontsize=7)
+    fig.tight_layout()
     figs.append(save_figure(fig, out, "recipes"))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
+    for ax, b in zip(axes, BLOCKS):
+        for j, (name, c) in enumerate(runs):
+            st, sd = np.asarray(c["steps"], float), np.asarray(c[f"{b}_std"], float)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ax.plot(st + 1, sd[:, 0] / sd[0, 0], "-", color=f"C{j}", label=f"{name}")
+                ax.plot(st + 1, sd[:, -1] / sd[0, -1], "--", color=f"C{j}")
+        ax.set(xscale="log", yscale="log", xlabel="step + 1", ylabel="std / std(0)",
+               title=f"{b.upper()}: layer 0 (solid) and layer {L - 1} (dashed) per recipe")
+    axes[0].legend(fontsize=7)
+    figs.append(save_figure(fig, out, "recipes_qkv"))
     tables.append(Table(["recipe", "Q init std", "initial loss", "final val loss", "diverged",
                          "Q final spread", "K final spread", "V final spread", "Q final/init", "K final/init",
                          "V final/init", "Q growth shallow/deep"], rrows,
