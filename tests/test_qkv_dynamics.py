@@ -203,7 +203,7 @@ def test_quick_study_runs_end_to_end_and_resumes(tmp_path):
     ratios = np.array([[np.array(json.loads(p.read_text())["result"]["q_std"])[-1, l]
                         / np.array(json.loads(p.read_text())["result"]["q_std"])[0, l] for l in range(L)]
                        for p in cells])
-    assert float(per_layer["rows"][0][3].split(" ± ")[0]) == pytest.approx(ratios[:, 0].mean(), rel=2e-3)
+    assert float(per_layer["rows"][0][4].split(" ± ")[0]) == pytest.approx(ratios[:, 0].mean(), rel=2e-3)
     # run again: every cell is read back, nothing retrained, same numbers
     mtime = cells[0].stat().st_mtime_ns
     assert main(["study", "qkv-dynamics", "--quick", "--steps", "12", "--out", str(out)]) == 0
