@@ -32,13 +32,13 @@ def test_t90_of_exponential_relaxation():
     assert np.isnan(qd.t_fraction([0, 10], [[1.0], [1.0]])[0])
 
 
-def test_spread_mean_se_and_shallow_deep():
+def test_spread_mean_se_and_thirds():
     std = np.array([[1.0, 2.0, 4.0], [2.0, 2.0, 2.0]])
     np.testing.assert_allclose(qd.layer_spread(std), [4.0, 1.0])
     m, se = qd.mean_se([[1.0, 2.0], [3.0, 6.0], [5.0, 10.0]])
     np.testing.assert_allclose(m, [3.0, 6.0])
     np.testing.assert_allclose(se, [2.0 / math.sqrt(3), 4.0 / math.sqrt(3)])
-    assert qd.shallow_deep([6.0, 6.0, 1.0, 1.0, 2.0, 3.0]) == pytest.approx(6.0 / 2.5)
+    assert qd.thirds([6.0, 6.0, 1.0, 1.0, 2.0, 3.0]) == (6.0, 2.5)
     assert qd.rank_correlation([0, 1, 2, 3], [10.0, 5.0, 2.0, 1.0]) == pytest.approx(-1.0)
 
 

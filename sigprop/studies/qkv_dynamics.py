@@ -132,8 +132,8 @@ def run(out, quick=False, seed=0, steps=None, workers=1, scheduler=None, overwri
     with Timer() as t:
         with _blas_threads(1) if quick else contextlib.nullcontext():
             dyn, rec = _sweeps(out, size, seed, workers, scheduler, progress=not quick)
-        figs, tables, numbers, summary = analyse(dyn.results, [(p["recipe"], r) for p, r in zip(rec.params, rec.results)],
-                                                 size, out)
+        named = [(p["recipe"], r) for p, r in zip(rec.params, rec.results)]
+        figs, tables, numbers, summary = analyse(dyn.results, named, size, out)
     numbers["train_seconds"] = float(sum(r["seconds"] for r in dyn.results + rec.results))
     return StudyResult("qkv-dynamics", TITLE, SOURCE, summary, figs, tables, numbers, config, t.seconds)
 
@@ -184,13 +184,6 @@ def mean_se(samples, axis=0):
     n = a.shape[axis]
     se = a.std(axis=axis, ddof=1) / math.sqrt(n) if n > 1 else np.full(np.delete(a.shape, axis), np.nan)
     return a.mean(axis=axis), se
-
-
-def shallow_deep(values) -> float:
-    """Mean over the first third of the layers / mean over the last third."""
-    v = np.asarray(values, float)
-    k = max(len(v) // 3, 1)
-    return float(v[:k].mean() / v[-k:].mean())
 
 
 def thirds(values) -> tuple:
@@ -474,7 +467,8 @@ def analyse(dyn: list, rec: list, size: dict, out):
         numbers[b] = {k: [float(v[0]), float(v[1])] for k, v in vals.items()}
         srows.append([b.upper()] + [_pm(*vals[k]) for k in vals])
     tables.append(Table(["block", "growth shallow", "growth deep", "shallow - deep", "rank corr(growth, depth)",
-                         "t50 shallow", "t50 deep", "shallow - deep", "t90 shallow", "t90 deep", "shallow - deep", "final/init - 1 shallow", "deep",
+                         "t50 shallow", "t50 deep", "shallow - deep", "t90 shallow", "t90 deep", "shallow - deep",
+                         "final/init - 1 shallow", "deep",
                          "spread at init", "peak spread", "final spread", "late/early |dln std|"], srows,
                         caption=(f"depth dependence, mean ± se over {len(dyn)} seeds; shallow / deep: mean over the "
                                  f"first / last third of the layers; growth: ln(std({t_early})/std(0)) per 100 steps; "
@@ -498,13 +492,13 @@ def analyse(dyn: list, rec: list, size: dict, out):
             axes[0, 1].plot(st + 1, layer_spread(finals["q"]), color=f"C{j}", label=name)
             axes[1, 0].plot(np.arange(L), finals["q"][-1] / finals["q"][0], "o-", color=f"C{j}", label=name)
             axes[1, 1].plot(np.arange(L), finals["v"][-1] / finals["v"][0], "o-", color=f"C{j}", label=name)
-            g = growth_rate(st, finals["q"], t_early)
+            t50 = t_fraction(st, finals["q"], 0.5)
         ev = np.asarray(c["evals"], float)
         rrows.append([name, float(finals["q"][0].mean()), float(loss[0]), float(ev[-1, 2]) if len(ev) else None,
                       "yes" if div else "no"] +
                      [float(layer_spread(finals[b])[-1]) for b in BLOCKS] +
                      [float(np.mean(finals[b][-1] / finals[b][0])) for b in BLOCKS] +
-                     [shallow_deep(g) if np.all(np.isfinite(g)) else None])
+                     [float(np.subtract(*thirds(t50))) if np.all(np.isfinite(t50)) else None])
     axes[0, 0].set(xlabel="step", ylabel="train loss (minibatch, smoothed)", title="loss curves")
     axes[0, 1].set(xscale="log", xlabel="step + 1", ylabel="max/min over layers", title="Q std spread across layers")
     axes[1, 0].set(xlabel="layer", ylabel="std(T)/std(0)", title="Q: final / initial std", yscale="log")
@@ -526,9 +520,10 @@ def analyse(dyn: list, rec: list, size: dict, out):
     figs.append(save_figure(fig, out, "recipes_qkv"))
     tables.append(Table(["recipe", "Q init std", "initial loss", "final val loss", "diverged",
                          "Q final spread", "K final spread", "V final spread", "Q final/init", "K final/init",
-                         "V final/init", "Q growth shallow/deep"], rrows,
+                         "V final/init", "Q t50 shallow - deep"], rrows,
                         caption=f"recipes, one seed each ({size['n_layer']} layers, {T} steps); spread: max/min std "
-                                f"over layers; final/init: mean over layers"))
+                                f"over layers; final/init: mean over layers; t50: step of half the final change, "
+                                f"first third of the layers minus last third"))
     numbers["recipes"] = {r[0]: {"final_val": r[3], "diverged": r[4] == "yes"} for r in rrows}
 
     # item 5: the Adam drift / random-walk model
@@ -591,11 +586,14 @@ def analyse(dyn: list, rec: list, size: dict, out):
 
 def _verdict(numbers: dict, L: int, T: int, t_early: int, n_seeds: int, size: dict, runs, rrows) -> str:
     """The summary paragraph: what the numbers say, against the paper's claims."""
+    cfg = runs[0][1]["config"]
     def pm(v, d=3):
         return _pm(v[0], v[1], d)
     lines = [f"Model: {L} layers, n_embd {size['n_embd']}, {size['n_head']} heads, block {size['block_size']}, "
-             f"batch {size['batch_size']}, {T} steps of AdamW (lr 1e-3, warmup {t_early}, cosine to 1e-4, weight "
-             f"decay 0.1) on the shipped Shakespeare corpus, GPT-2 init (std 0.02, residual projections / sqrt(2L)), "
+             f"batch {size['batch_size']}, {T} steps of AdamW (lr {cfg['lr']:g}, warmup {cfg['warmup']}, cosine to "
+             f"{cfg['min_lr']:g}, betas {cfg['beta1']:g}/{cfg['beta2']:g}, weight decay {cfg['weight_decay']:g}) "
+             f"on the "
+             f"shipped Shakespeare corpus, GPT-2 init (std 0.02, residual projections / sqrt(2L)), "
              f"{n_seeds} seeds; Q/K/V std per layer at {len(record_steps(T))} log-spaced steps."]
     from scipy.stats import t as student_t
     crit = float(student_t.ppf(0.975, n_seeds - 1)) if n_seeds > 1 else math.inf   # 95%, two-sided
@@ -623,7 +621,8 @@ def _verdict(numbers: dict, L: int, T: int, t_early: int, n_seeds: int, size: di
     names = lambda flags: ", ".join(b.upper() for b, f in zip(BLOCKS, flags) if f) or "none"  # noqa: E731
     verdict = (f"Against the paper ('shallow layers expand rapidly while deeper layers change more gradually'): "
                f"shallow layers grow faster in the first {t_early} steps for {names(early)}, reach half of their final "
-               f"change sooner for {names(half)} and 90% of it sooner for {names(sooner)} (at the 95% level: Student t with {n_seeds - 1} degrees of freedom, "
+               f"change sooner for {names(half)} and 90% of it sooner for {names(sooner)} (at the 95% level: "
+               f"Student t with {n_seeds - 1} degrees of freedom, "
                f"|difference| > {crit:.2f} se). "
                + ("This agrees with the paper for every block. " if all(early + half + sooner) else
                   "Where a block is missing from both lists the data disagree with the paper. "
@@ -673,6 +672,7 @@ def _verdict(numbers: dict, L: int, T: int, t_early: int, n_seeds: int, size: di
     div = [r[0] for r in rrows if r[4] == "yes"]
     best = min((r for r in rrows if r[3] is not None), key=lambda r: r[3])
     recipes = (f"Recipes (one seed each): {'diverged: ' + ', '.join(div) if div else 'none diverged'}; lowest final "
-               f"val loss {best[3]:.3f} ({best[0]}); " + ", ".join(f"{r[0]} {r[3]:.3f}" for r in rrows if r[3] is not None)
+               f"val loss {best[3]:.3f} ({best[0]}); "
+               + ", ".join(f"{r[0]} {r[3]:.3f}" for r in rrows if r[3] is not None)
                + ".")
     return "\n\n".join([" ".join(lines), verdict + bands, model, recipes])
