@@ -20,7 +20,8 @@ import os
 import sys
 
 #: Subcommands in the order ``--help`` lists them.
-COMMANDS = ["derive", "theory", "simulate", "compare", "train", "sample", "study", "report", "view", "gpt"]
+COMMANDS = ["derive", "theory", "simulate", "compare", "train", "sample", "study", "report", "view", "gpt",
+            "coord-check"]
 
 _HELP = {
     "gpt": "train or sample the GPT-2-style transformer (sigprop gpt train|sample)",
@@ -33,11 +34,17 @@ _HELP = {
     "study": "run one of the source studies (benchmarks/)",
     "report": "run every study quickly and write one HTML report",
     "view": "write the offline interactive signal-propagation page (one HTML file)",
+    "coord-check": "muP coordinate check: activation size per layer vs width over the first steps (SP vs muP)",
 }
 
 
+def _module_name(command: str) -> str:
+    """``coord-check`` lives in ``sigprop/commands/coord_check.py``."""
+    return f"sigprop.commands.{command.replace('-', '_')}"
+
+
 def _available():
-    return [c for c in COMMANDS if importlib.util.find_spec(f"sigprop.commands.{c}") is not None]
+    return [c for c in COMMANDS if importlib.util.find_spec(_module_name(c)) is not None]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,7 +60,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for name in _available():
         p = sub.add_parser(name, help=_HELP.get(name, ""), description=_HELP.get(name, ""))
         if name == command:  # only the chosen command's module is imported
-            importlib.import_module(f"sigprop.commands.{name}").add_arguments(p)
+            importlib.import_module(_module_name(name)).add_arguments(p)
     return parser
 
 
@@ -70,7 +77,7 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    module = importlib.import_module(f"sigprop.commands.{args.command}")
+    module = importlib.import_module(_module_name(args.command))
     try:
         return int(module.run(args) or 0)
     except ValueError as exc:  # bad input found at a boundary: one line, no traceback

@@ -82,10 +82,11 @@ def test_layernorm(rng):
     check("layernorm db", fd(f, b), db)
 
 
-@pytest.mark.parametrize("T,H", [(1, 1), (5, 2), (9, 4)])
-def test_attention(rng, T, H):
+@pytest.mark.parametrize("T,H,mup", [(1, 1, False), (5, 2, False), (9, 4, False), (5, 2, True)])
+def test_attention(rng, T, H, mup):
     B, C = 2, 8
     hs = C // H
+    logit_scale = 1 / hs if mup else 1 / np.sqrt(hs)      # muP's 1/d or SP's 1/sqrt(d)
     qkv = rng.normal(size=(B * T, 3 * C))
     R = rng.normal(size=(B * T, C))
     att, y = np.empty((B, H, T, T)), np.empty((B * T, C))
@@ -93,13 +94,14 @@ def test_attention(rng, T, H):
     st = np.empty((B * H, hs, T))
 
     def f():
-        K.attention_forward(qkv, B, T, H, att, y, s3[0], st, s3[1])
+        K.attention_forward(qkv, B, T, H, att, y, s3[0], st, s3[1], logit_scale)
         return float((y * R).sum())
     f()
     np.testing.assert_allclose(np.triu(att, 1), 0)
     np.testing.assert_allclose(att.sum(-1), 1, rtol=1e-12)
     dqkv = np.empty_like(qkv)
-    K.attention_backward(R, qkv, att, B, T, H, dqkv, s3[0], st, s3[1], s3[2], s3[3], s3[4], np.empty((B * H, T)))
+    K.attention_backward(R, qkv, att, B, T, H, dqkv, s3[0], st, s3[1], s3[2], s3[3], s3[4], np.empty((B * H, T)),
+                         logit_scale)
     check(f"attention T={T} H={H} dqkv", fd(f, qkv), dqkv)
 
 
@@ -109,7 +111,8 @@ def test_attention_against_plain_numpy(rng):
     hs = C // H
     qkv = rng.normal(size=(B * T, 3 * C))
     att, y = np.empty((B, H, T, T)), np.empty((B * T, C))
-    K.attention_forward(qkv, B, T, H, att, y, np.empty((B * H, T, hs)), np.empty((B * H, hs, T)), np.empty((B * H, T, hs)))
+    K.attention_forward(qkv, B, T, H, att, y, np.empty((B * H, T, hs)), np.empty((B * H, hs, T)), np.empty((B * H, T, hs)),
+                        1 / np.sqrt(hs))
     q, k, v = (qkv[:, i * C:(i + 1) * C].reshape(B, T, H, hs).transpose(0, 2, 1, 3) for i in range(3))
     s = q @ k.transpose(0, 1, 3, 2) / np.sqrt(hs)
     s = np.where(np.tril(np.ones((T, T), bool)), s, -np.inf)

@@ -503,6 +503,36 @@ def sgd(theta, grad, lr):
         theta[i] -= lr_t * grad[i]
 
 
+@numba.njit(**FAST_JIT)
+def sgd_scaled(theta, grad, lr, mult):
+    """theta_i <- theta_i - lr mult_i grad_i: SGD with a learning-rate multiplier per parameter
+    (muP's per-tensor rates, :func:`sigprop.symbolic.mup.scalings`)."""
+    for i in range(theta.shape[0]):
+        theta[i] -= theta.dtype.type(lr * mult[i]) * grad[i]
+
+
+@numba.njit(**FAST_JIT)
+def adam(theta, grad, m, v, mult, lr, t, beta1, beta2, eps, weight_decay):
+    """One AdamW step (Kingma & Ba 2015; decoupled weight decay, Loshchilov & Hutter 2019), step
+    number ``t`` (from 1), learning rate ``lr_i = lr mult_i`` per parameter::
+
+        m <- beta1 m + (1 - beta1) g,   v <- beta2 v + (1 - beta2) g^2
+        theta <- theta (1 - lr_i wd) - lr_i (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
+
+    The arithmetic is float64; ``theta``, ``m``, ``v`` keep their own type."""
+    c1 = 1.0 - beta1 ** t
+    c2 = 1.0 - beta2 ** t
+    for i in range(theta.shape[0]):
+        g = np.float64(grad[i])
+        mi = beta1 * np.float64(m[i]) + (1.0 - beta1) * g
+        vi = beta2 * np.float64(v[i]) + (1.0 - beta2) * g * g
+        m[i] = mi
+        v[i] = vi
+        lr_i = lr * mult[i]
+        th = np.float64(theta[i]) * (1.0 - lr_i * weight_decay)
+        theta[i] = th - lr_i * (mi / c1) / (np.sqrt(vi / c2) + eps)
+
+
 # ----------------------------------------------------------------------------------------------
 # Drivers
 # ----------------------------------------------------------------------------------------------
@@ -530,6 +560,22 @@ def train_steps(theta, grad, bnstate, Xtr, Ytr, raw, lrs, losses, ws, tmp, ctx, 
         losses[s] = cross_entropy(ws, lay, y, ctx.shape[0], True)
         backward(theta, grad, ctx, ws, tmp, lay, n_embd)
         sgd(theta, grad, lrs[s])
+
+
+@numba.njit(**FAST_JIT)
+def train_steps_opt(theta, grad, bnstate, Xtr, Ytr, raw, lrs, losses, ws, tmp, ctx, y, lay, n_embd, momentum, eps,
+                    mult, use_adam, m, v, t0, beta1, beta2, adam_eps, weight_decay):
+    """Like :func:`train_steps` with a learning-rate multiplier per parameter (``mult``) and
+    either SGD or (``use_adam``) AdamW with state ``m``, ``v``; step s is Adam step ``t0 + s + 1``."""
+    for s in range(lrs.shape[0]):
+        draw_batch(raw[s], Xtr, Ytr, ctx, y)
+        forward(theta, bnstate, ctx, ws, lay, n_embd, True, momentum, eps)
+        losses[s] = cross_entropy(ws, lay, y, ctx.shape[0], True)
+        backward(theta, grad, ctx, ws, tmp, lay, n_embd)
+        if use_adam:
+            adam(theta, grad, m, v, mult, lrs[s], t0 + s + 1, beta1, beta2, adam_eps, weight_decay)
+        else:
+            sgd_scaled(theta, grad, lrs[s], mult)
 
 
 @numba.njit(**FAST_JIT)

@@ -196,7 +196,8 @@ class Model:
             + 4 * batch * (self.block_size + 1)
 
     # --- parameters -----------------------------------------------------------------------
-    def init_params(self, rng: np.random.Generator, init="kaiming", output_fix: bool = True):
+    def init_params(self, rng: np.random.Generator, init="kaiming", output_fix: bool = True,
+                    parametrization: str = "sp", base_width: int | None = None):
         """Draw ``theta`` and ``bnstate``.
 
         ``C ~ N(0, 1)``; hidden ``W_l`` from the init scheme (``std = sigma_w / sqrt(fan_in)``,
@@ -204,13 +205,20 @@ class Model:
         variance 1. Output layer: with ``output_fix``, ``W_out = 0.01 N(0, 1)`` and
         ``b_out = 0`` (makemore part 3); without, ``W_out`` from the scheme as a linear
         layer and ``b_out ~ N(0, 1)``. Draws are made in float64, in that order, and cast.
+
+        ``parametrization="mup"``: every weight's std is the std it would have in the same
+        model at ``base_width`` times ``r^-b`` (:func:`sigprop.symbolic.mup.scalings`, ``r`` =
+        its growing dimension / ``base_width``; see :meth:`tensor_kinds`), drawn from the same
+        random numbers. At ``base_width`` it is the "sp" model; "sp" is the scheme as it stands.
         """
         scheme = get_init(init)
+        std_factor = self._mup_std_factors(scheme, output_fix, parametrization, base_width)
         theta = np.zeros(self.n_params, dtype=self.dtype)
         bnstate = np.zeros(self.n_bnstate, dtype=self.dtype)
 
         def put(name, value):
             off, shape, trans = self.param_index[name]
+            value = value * std_factor.get(name, 1.0)
             value = value.T if trans else value
             theta[off:off + value.size] = np.ascontiguousarray(value).reshape(-1)
 
@@ -232,6 +240,88 @@ class Model:
             if name.startswith("running_var"):
                 bnstate[off:off + shape[0]] = 1.0
         return theta, bnstate
+
+    # --- width scaling (SP / muP) -------------------------------------------------------------
+    def tensor_kinds(self) -> dict:
+        """Name -> ``(kind, growing dimension)`` for :mod:`sigprop.symbolic.mup`: ``W1`` is the input
+        weight (fan_out), ``W2..WL`` hidden weights (fan_in), ``W_out`` the output weight (fan_in),
+        hidden biases and BatchNorm gains/biases hidden biases (fan_out), ``b_out`` the output bias;
+        the embedding ``C`` (vocabulary x n_embd, neither grows with width) is not scaled (None)."""
+        fans = self.fans
+        kinds = {"C": (None, 1)}
+        L = self.depth
+        for r in range(L):
+            label = str(r + 1)
+            kinds[f"W{label}"] = ("input_weight", fans[1]) if r == 0 else ("hidden_weight", fans[r])
+            for p in ("b", "gamma", "beta"):
+                if f"{p}{label}" in self.param_index:
+                    kinds[f"{p}{label}"] = ("hidden_bias", fans[r + 1])
+        kinds["W_out"] = ("output_weight", fans[L])
+        if "b_out" in self.param_index:
+            kinds["b_out"] = ("output_bias", 1)
+        return kinds
+
+    def _scalings(self, parametrization, optimizer, base_width):
+        """Name -> (multiplier, std factor, learning-rate factor) from the derivation."""
+        from ..symbolic.mup import TENSORS, scalings
+        s = scalings(parametrization, optimizer)
+        base = self._base_width(base_width)
+        out = {}
+        for name, (kind, dim) in self.tensor_kinds().items():
+            if kind is None:
+                out[name] = (1.0, 1.0, 1.0)
+                continue
+            ratio = 1.0 if kind == "output_bias" else dim / base
+            row = s.numeric(ratio)[TENSORS.index(kind)]
+            out[name] = tuple(float(v) for v in row)
+        return out
+
+    def _base_width(self, base_width):
+        if base_width is None:
+            return float(max(self.widths))
+        if isinstance(base_width, bool) or not isinstance(base_width, (int, np.integer)) or base_width < 1:
+            raise ValueError(f"base_width must be an integer >= 1, got {base_width!r}")
+        return float(base_width)
+
+    def _mup_std_factors(self, scheme, output_fix, parametrization, base_width) -> dict:
+        """Name -> factor on the std the scheme draws at this width (empty for "sp")."""
+        if parametrization not in ("sp", "mup"):
+            raise ValueError(f"parametrization must be 'sp' or 'mup', got {parametrization!r}")
+        if parametrization == "sp":
+            return {}
+        base = self._base_width(base_width)
+        sc = self._scalings("mup", "sgd", base_width)        # init exponents are the same for both optimisers
+        fans = self.fans
+        act = self.activation.name
+        factors = {}
+        for name, (kind, dim) in self.tensor_kinds().items():
+            if kind not in ("input_weight", "hidden_weight", "output_weight"):
+                continue                                     # C, biases, gains: widths do not enter their std
+            mult, std_r, _ = sc[name]
+            assert mult == 1.0
+            r = int(name[1:]) - 1 if name != "W_out" else self.depth
+            fi, fo = fans[r], fans[r + 1]
+            fi0 = base if kind in ("hidden_weight", "output_weight") else fi
+            fo0 = base if kind in ("input_weight", "hidden_weight") else fo
+            if name == "W_out":
+                now = OUTPUT_FIX_SCALE if output_fix else scheme.output_weight_std(fi, fo)
+                at_base = OUTPUT_FIX_SCALE if output_fix else scheme.output_weight_std(int(fi0), fo)
+            else:
+                now = scheme.weight_std(fi, fo, act)
+                at_base = scheme.weight_std(int(fi0), int(fo0), act)
+            factors[name] = at_base * std_r / now
+        return factors
+
+    def lr_multipliers(self, parametrization: str = "sp", optimizer: str = "sgd", base_width=None) -> np.ndarray:
+        """Per-parameter learning-rate factors (float64, layout of ``theta``) from
+        :func:`sigprop.symbolic.mup.scalings`: all 1 in SP; in muP ``r^-c`` per tensor."""
+        if parametrization not in ("sp", "mup"):
+            raise ValueError(f"parametrization must be 'sp' or 'mup', got {parametrization!r}")
+        mult = np.ones(self.n_params, dtype=np.float64)
+        for name, (_, _, lr_r) in self._scalings(parametrization, optimizer, base_width).items():
+            off, shape, _ = self.param_index[name]
+            mult[off:off + int(np.prod(shape))] = lr_r
+        return mult
 
     def named(self, theta, bnstate=None, copy=True) -> dict:
         """Name -> array; weights as ``(fan_in, fan_out)`` (a transposed copy where stored the other way)."""

@@ -101,6 +101,14 @@ class TrainConfig:
         BatchNorm running-statistics momentum and variance epsilon.
     threshold : float
         Saturation threshold of the diagnostics (``|tanh h| > threshold``).
+    parametrization : {"sp", "mup"}
+        Width scaling of the initial stds and learning rates (:func:`sigprop.symbolic.mup.scalings`):
+        "sp" is the init scheme with one learning rate; "mup" equals it at ``base_width`` and
+        scales every tensor from there.
+    base_width : int or None
+        The width at which muP equals SP (None: the widest hidden layer, so the model itself).
+    optimizer : {"sgd", "adam"}
+        Plain SGD, or AdamW (``beta1``, ``beta2``, ``adam_eps``, decoupled ``weight_decay``).
     """
 
     layers: int = 1
@@ -125,6 +133,13 @@ class TrainConfig:
     bn_momentum: float = BN_MOMENTUM
     bn_eps: float = BN_EPS
     threshold: float = DEFAULT_SATURATION_THRESHOLD
+    parametrization: str = "sp"
+    base_width: int | None = None
+    optimizer: str = "sgd"
+    beta1: float = 0.9
+    beta2: float = 0.999
+    adam_eps: float = 1e-8
+    weight_decay: float = 0.0
 
     def __post_init__(self):
         from ..activations import get_activation
@@ -168,6 +183,21 @@ class TrainConfig:
         if not t < 1:
             raise ValueError(f"threshold must be in (0, 1), got {t}")
         set_("threshold", t)
+        if self.parametrization not in ("sp", "mup"):
+            raise ValueError(f"parametrization must be 'sp' or 'mup', got {self.parametrization!r}")
+        if self.base_width is not None:
+            set_("base_width", _int("base_width", self.base_width, 1))
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        for k in ("beta1", "beta2"):
+            b = _pos(k, getattr(self, k), allow_zero=True)
+            if not b < 1:
+                raise ValueError(f"{k} must be in [0, 1), got {b}")
+            set_(k, b)
+        set_("adam_eps", _pos("adam_eps", self.adam_eps))
+        set_("weight_decay", _pos("weight_decay", self.weight_decay, allow_zero=True))
+        if self.weight_decay and self.optimizer != "adam":
+            raise ValueError("weight_decay needs optimizer='adam' (decoupled weight decay of AdamW)")
 
     @property
     def widths(self) -> tuple:
@@ -254,7 +284,8 @@ def initial_params(config: TrainConfig, vocab: str) -> Params:
     """The parameters a run with ``config`` starts from (deterministic in ``config.seed``)."""
     model = _model(config, vocab)
     init_rng, _, _ = _streams(config.seed)
-    theta, bnstate = model.init_params(init_rng, config.init, config.output_fix)
+    theta, bnstate = model.init_params(init_rng, config.init, config.output_fix, config.parametrization,
+                                       config.base_width)
     return Params(model, theta, bnstate)
 
 
@@ -344,13 +375,17 @@ class TrainResult:
 # ----------------------------------------------------------------------------------------------
 # Checkpoints
 # ----------------------------------------------------------------------------------------------
-def save_checkpoint(path, config, data_digest, step, rng_state, params: Params, diagnostics: Diagnostics) -> Path:
-    """Atomically write everything a run needs to continue from ``step`` (the next step to run)."""
+def save_checkpoint(path, config, data_digest, step, rng_state, params: Params, diagnostics: Diagnostics,
+                    opt_state=None) -> Path:
+    """Atomically write everything a run needs to continue from ``step`` (the next step to run);
+    ``opt_state`` is Adam's ``{"m": ..., "v": ...}``."""
     header = {"format": _CKPT_FORMAT, "version": 1, "config": config.to_dict(), "data_digest": data_digest,
               "step": int(step), "rng_state": rng_state}
     arrays = {"header": np.array(dumps_json(header))}
     arrays.update(params.to_npz_dict("params/"))
     arrays.update(diagnostics.to_npz_dict("diag/"))
+    for k, a in (opt_state or {}).items():
+        arrays[f"opt/{k}"] = a
     return atomic_write_npz(path, **arrays)
 
 
@@ -363,7 +398,8 @@ def load_checkpoint(path) -> dict:
                 raise ValueError("missing format tag")
             ck = {"config": TrainConfig.from_dict(header["config"]), "data_digest": header["data_digest"],
                   "step": int(header["step"]), "rng_state": header["rng_state"],
-                  "params": Params.from_npz(z, "params/"), "diagnostics": Diagnostics.from_npz(z, "diag/")}
+                  "params": Params.from_npz(z, "params/"), "diagnostics": Diagnostics.from_npz(z, "diag/"),
+                  "opt_state": {k[4:]: z[k] for k in z.files if k.startswith("opt/")}}
         _check_checkpoint(ck)
         return ck
     return read_checked(path, "checkpoint", {".npz": read}, errors=(ValueError, TypeError))
@@ -385,20 +421,25 @@ def _check_checkpoint(ck) -> None:
         raise ValueError("its parameters are not all finite (nan/inf: the run diverged)")
     if len(ck["diagnostics"].losses) < step:
         raise ValueError(f"it holds {len(ck['diagnostics'].losses)} losses for {step} steps")
+    if config.optimizer == "adam":
+        st = ck.get("opt_state", {})
+        if sorted(st) != ["m", "v"] or any(st[k].shape != params.theta.shape for k in st):
+            raise ValueError("it lacks the Adam state (m, v) of its parameters")
 
 
 # ----------------------------------------------------------------------------------------------
 # Training
 # ----------------------------------------------------------------------------------------------
 def train(config: TrainConfig = TrainConfig(), words=None, out=None, progress=True, resume_from=None,
-          until=None) -> TrainResult:
+          until=None, final_eval=True) -> TrainResult:
     """Train the character MLP.
 
     Parameters
     ----------
     config : TrainConfig
-    words : list of str, optional
-        Training words (default: ``config.data`` or the embedded names dataset).
+    words : list of str or Data, optional
+        Training words (default: ``config.data`` or the embedded names dataset), or a :class:`Data`
+        built for this config (``Data.build(config)``: same block size and split), reused by sweeps.
     out : str or Path, optional
         Folder for ``config.json``, ``checkpoint.npz`` (every ``checkpoint_every`` steps
         and at the end), ``diagnostics.npz`` / ``diagnostics.json`` and ``summary.json``.
@@ -410,12 +451,18 @@ def train(config: TrainConfig = TrainConfig(), words=None, out=None, progress=Tr
     until : int, optional
         Stop after this many steps (a checkpoint is written when ``out`` is given); the
         run can be continued with :func:`resume`.
+    final_eval : bool
+        Evaluate the train and dev splits at the end (``TrainResult.final_loss``; empty when False,
+        for sweeps of many short runs that only need the minibatch losses).
 
     Returns
     -------
     TrainResult
     """
-    data = Data.build(config, words)
+    data = words if isinstance(words, Data) else Data.build(config, words)
+    if data.arrays["train"][0].shape[1] != config.block_size:
+        raise ValueError(f"the data were built for block size {data.arrays['train'][0].shape[1]}, "
+                         f"not {config.block_size}")
     init_rng, batch_rng, probe_rng = _streams(config.seed)
     model = _model(config, data.vocab)
     check_fits(model.memory_estimate(max(config.batch_size, min(PROBE_BATCH, len(data.arrays["train"][1])),
@@ -432,12 +479,15 @@ def train(config: TrainConfig = TrainConfig(), words=None, out=None, progress=Tr
         if ck["data_digest"] != data.digest:
             raise ValueError("the checkpoint was trained on other words than these")
         params, diag, step = ck["params"], ck["diagnostics"], ck["step"]
+        opt_state = {k: np.ascontiguousarray(a, dtype=model.dtype) for k, a in ck["opt_state"].items()}
         batch_rng.bit_generator.state = ck["rng_state"]
         losses = np.full(config.steps, np.nan)
         losses[:step] = diag.losses[:step]
     else:
-        theta, bnstate = model.init_params(init_rng, config.init, config.output_fix)
+        theta, bnstate = model.init_params(init_rng, config.init, config.output_fix, config.parametrization,
+                                           config.base_width)
         params = Params(model, theta, bnstate)
+        opt_state = {}
         step = 0
         losses = np.full(config.steps, np.nan)
         diag = Diagnostics(hist_edges=hist_edges(model.activation), param_names=param_names,
@@ -451,6 +501,16 @@ def train(config: TrainConfig = TrainConfig(), words=None, out=None, progress=Tr
 
     theta, bnstate = params.theta, params.bnstate
     grad = np.zeros_like(theta)
+    plain_sgd = config.optimizer == "sgd" and config.parametrization == "sp"
+    if not plain_sgd:
+        mult = model.lr_multipliers(config.parametrization, config.optimizer, config.base_width)
+        if config.optimizer == "adam":
+            for k in ("m", "v"):
+                opt_state.setdefault(k, np.zeros_like(theta))
+        else:
+            opt_state = {}
+        empty = np.zeros(0, dtype=theta.dtype)
+        m_buf, v_buf = opt_state.get("m", empty), opt_state.get("v", empty)
     wk = _Workspace(model, config.batch_size)
     B = config.batch_size
     bar = Progress(config.steps, "train", enabled=progress, start=step)
@@ -474,8 +534,14 @@ def train(config: TrainConfig = TrainConfig(), words=None, out=None, progress=Tr
         n = stop - step
         raw = batch_rng.bit_generator.random_raw(n * B).reshape(n, B)
         lrs = config.lr_at(np.arange(step, stop)).astype(np.float64)
-        K.train_steps(theta, grad, bnstate, Xtr, Ytr, raw, lrs, losses[step:stop], wk.ws, wk.tmp, wk.ctx, wk.y,
-                      wk.lay, model.n_embd, config.bn_momentum, model.bn_eps)
+        if plain_sgd:
+            K.train_steps(theta, grad, bnstate, Xtr, Ytr, raw, lrs, losses[step:stop], wk.ws, wk.tmp, wk.ctx, wk.y,
+                          wk.lay, model.n_embd, config.bn_momentum, model.bn_eps)
+        else:
+            K.train_steps_opt(theta, grad, bnstate, Xtr, Ytr, raw, lrs, losses[step:stop], wk.ws, wk.tmp, wk.ctx,
+                              wk.y, wk.lay, model.n_embd, config.bn_momentum, model.bn_eps, mult,
+                              config.optimizer == "adam", m_buf, v_buf, step, config.beta1, config.beta2,
+                              config.adam_eps, config.weight_decay)
         if diag_now:
             values, se, hist, outside, pstats = measure(model, theta, grad, wk.ws, wk.lay, B, float(lrs[-1]),
                                                         cutoffs=cutoffs)
@@ -487,17 +553,18 @@ def train(config: TrainConfig = TrainConfig(), words=None, out=None, progress=Tr
                 and step < last:
             diag.losses = losses[:step].copy()
             save_checkpoint(out / "checkpoint.npz", config, data.digest, step, batch_rng.bit_generator.state,
-                            params, diag)
+                            params, diag, opt_state)
         bar.moveto(step, note=f"loss {np.mean(losses[max(step - 1000, 0):step]):.4f}")
     seconds = time.perf_counter() - t0
     bar.close()
     diag.losses = losses[:step].copy()
     result = TrainResult(config, params, diag, data, seconds=seconds,
                          steps_per_second=(step - start_step) / seconds if seconds > 0 else float("nan"))
-    result.final_loss = {k: evaluate(params, data.arrays[k]) for k in ("train", "dev") if k in data.arrays}
+    if final_eval:
+        result.final_loss = {k: evaluate(params, data.arrays[k]) for k in ("train", "dev") if k in data.arrays}
     if out is not None:
         save_checkpoint(out / "checkpoint.npz", config, data.digest, step, batch_rng.bit_generator.state, params,
-                        diag)
+                        diag, opt_state)
         diag.save(out / "diagnostics.npz")
         diag.save(out / "diagnostics.json")
         summary = {"steps": step, "initial_loss": float(diag.losses[0]) if len(diag.losses) else None,

@@ -26,6 +26,10 @@ def _add_train(p):
                         "'scaled(0.002)', ... (default gpt2)")
     g.add_argument("--no-residual-scale", action="store_true",
                    help="do not scale the residual projections by 1/sqrt(2 n_layer)")
+    g.add_argument("--parametrization", choices=("sp", "mup"), default="sp",
+                   help="width scaling of init, AdamW rates and attention scale (derivations/mup.md; default sp)")
+    g.add_argument("--base-width", type=positive_int, default=None,
+                   help="n_embd at which muP equals SP (default: this width)")
     g = p.add_argument_group("training")
     g.add_argument("--steps", type=positive_int, default=2000, help="AdamW steps (default 2000)")
     g.add_argument("--batch-size", type=positive_int, default=16, help="sequences per batch (default 16)")
@@ -69,7 +73,8 @@ def _train(args) -> int:
                             steps=args.steps, batch_size=args.batch_size, lr=args.lr, min_lr=args.min_lr,
                             warmup=args.warmup, weight_decay=args.weight_decay, grad_clip=args.grad_clip,
                             seed=args.seed, eval_every=args.eval_every, diag_every=args.diag_every,
-                            checkpoint_every=args.checkpoint_every, dtype=args.dtype, data=args.data)
+                            checkpoint_every=args.checkpoint_every, dtype=args.dtype, data=args.data,
+                            parametrization=args.parametrization, base_width=args.base_width)
     from ..gpt.data import load_corpus
     corpus = load_corpus(config.data, config.block_size)        # bad data: one line, before any file
     check_memory(config, len(corpus.vocab))                       # too big: one line, before any file

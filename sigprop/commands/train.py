@@ -41,6 +41,12 @@ def add_arguments(p: argparse.ArgumentParser):
     g.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1)")
     g.add_argument("--lr-decayed", type=float, default=0.01, help="learning rate after the decay step (default 0.01)")
     g.add_argument("--lr-decay-step", type=nonneg_int, default=None, help="first step at --lr-decayed (default steps/2)")
+    g.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="SGD or AdamW (default sgd)")
+    g.add_argument("--weight-decay", type=float, default=0.0, help="AdamW's decoupled weight decay (default 0)")
+    g.add_argument("--parametrization", choices=("sp", "mup"), default="sp",
+                   help="width scaling of init and learning rates, derived in derivations/mup.md (default sp)")
+    g.add_argument("--base-width", type=positive_int, default=None,
+                   help="width at which muP equals SP (default: the model's widest hidden layer)")
     add_seed_argument(g, help="seed of init and minibatches")
     add_dtype_argument(g, "float32", old_flag="--float64", help="training precision")
     g.add_argument("--threshold", type=float, default=DEFAULT_SATURATION_THRESHOLD,
@@ -67,7 +73,9 @@ CONFIG_FLAGS = {"layers": "layers", "width": "width", "n_embd": "n_embd", "block
                 "activation": "activation", "init": "init", "batch_norm": "batch_norm", "no_output_fix": "output_fix",
                 "steps": "steps", "batch_size": "batch_size", "lr": "lr", "lr_decayed": "lr_decayed",
                 "lr_decay_step": "lr_decay_step", "seed": "seed", "dtype": "dtype", "threshold": "threshold",
-                "data": "data", "diag_every": "diag_every", "checkpoint_every": "checkpoint_every"}
+                "data": "data", "diag_every": "diag_every", "checkpoint_every": "checkpoint_every",
+                "optimizer": "optimizer", "weight_decay": "weight_decay", "parametrization": "parametrization",
+                "base_width": "base_width"}
 
 
 def config_from_args(args):
@@ -77,7 +85,8 @@ def config_from_args(args):
                        output_fix=not args.no_output_fix, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                        lr_decay_step=args.lr_decay_step, lr_decayed=args.lr_decayed, seed=args.seed,
                        diag_every=args.diag_every, checkpoint_every=args.checkpoint_every, dtype=args.dtype,
-                       threshold=args.threshold,
+                       threshold=args.threshold, optimizer=args.optimizer, weight_decay=args.weight_decay,
+                       parametrization=args.parametrization, base_width=args.base_width,
                        data=None if args.data is None else str(Path(args.data).resolve()))
 
 

@@ -251,13 +251,14 @@ def _gather_head(qkv, b, T, col, rows, cols_first):
 
 
 @numba.njit(**PARALLEL_FAST_JIT)
-def attention_forward(qkv, B, T, H, att, y, sq, skt, sv):
+def attention_forward(qkv, B, T, H, att, y, sq, skt, sv, logit_scale):
     """att (B, H, T, T): probabilities (0 above the diagonal); y (B T, C).
-    Scratch per task: sq, sv (B H, T, hs), skt (B H, hs, T)."""
+    Scratch per task: sq, sv (B H, T, hs), skt (B H, hs, T). Logits are q.k * logit_scale
+    (GPTConfig.attn_scale: 1/sqrt(hs) in SP, proportional to 1/hs in muP)."""
     C = qkv.shape[1] // 3
     hs = C // H
     dt = qkv.dtype.type
-    scale = dt(1 / _libm.sqrt(hs))
+    scale = dt(logit_scale)
     zero = dt(0)
     for task in prange(B * H):
         b = task // H
@@ -306,18 +307,18 @@ def attention_forward(qkv, B, T, H, att, y, sq, skt, sv):
 
 
 @numba.njit(**PARALLEL_FAST_JIT)
-def attention_backward(dy, qkv, att, B, T, H, dqkv, sq, skt, sv, sdq, sdk, sdv, srow):
+def attention_backward(dy, qkv, att, B, T, H, dqkv, sq, skt, sv, sdq, sdk, sdv, srow, logit_scale):
     """dqkv (B T, 3C) from dy (B T, C), with the forward's att. Scratch per task: sq, sv, sdq, sdk,
     sdv (B H, T, hs); skt (B H, hs, T) holding v transposed here; srow (B H, T).
 
     datt[t, u] = dy_t . v_u;  dv_u += att[t, u] dy_t;
-    ds[t, u] = att[t, u] (datt[t, u] - sum_u' att[t, u'] datt[t, u']) / sqrt(hs);
+    ds[t, u] = att[t, u] (datt[t, u] - sum_u' att[t, u'] datt[t, u']) logit_scale;
     dq_t += sum_u ds[t, u] k_u;  dk_u += ds[t, u] q_t.
     """
     C = qkv.shape[1] // 3
     hs = C // H
     dt = qkv.dtype.type
-    scale = dt(1 / _libm.sqrt(hs))
+    scale = dt(logit_scale)
     zero = dt(0)
     for task in prange(B * H):
         b = task // H

@@ -41,6 +41,8 @@ DTYPES = {"float32": np.float32, "float64": np.float64}
 GPT2_STD = 0.02
 #: Linear layers whose output is added to the residual stream (scaled by 1/sqrt(2 n_layer)).
 RESIDUAL_PROJECTIONS = ("proj_w", "fcproj_w")
+#: The matrices whose fan_in and fan_out both grow with n_embd (muP's hidden weights).
+HIDDEN_MATRICES = ("qkv_w", "proj_w", "fc_w", "fcproj_w")
 
 
 
@@ -78,6 +80,15 @@ class GPTConfig:
     ln_eps : float
         LayerNorm's variance epsilon.
     dtype : {"float32", "float64"}
+    parametrization : {"sp", "mup"}
+        Width scaling (:mod:`sigprop.symbolic.mup`, Adam column): "mup" equals "sp" at ``base_width``
+        and from there scales the init std of the hidden matrices (qkv, proj, fc, fcproj) by
+        ``r^-1/2`` and their AdamW learning rate by ``r^-1`` (``r = n_embd / base_width``), and uses
+        attention logits ``q.k / d`` (scaled to equal ``1/sqrt(d)`` at the base head size) instead of
+        ``q.k / sqrt(d)``. The embeddings (input weights) keep their std and rate. The readout is
+        tied to ``wte``, which muP would give an extra ``1/r`` output multiplier: not done here.
+    base_width : int or None
+        The ``n_embd`` at which muP equals SP (None: this model's ``n_embd``).
     """
 
     n_layer: int = 12
@@ -91,6 +102,8 @@ class GPTConfig:
     embd_std: float = GPT2_STD
     ln_eps: float = 1e-5
     dtype: str = "float32"
+    parametrization: str = "sp"
+    base_width: int | None = None
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
@@ -105,6 +118,54 @@ class GPTConfig:
         set_("ln_eps", _positive("ln_eps", self.ln_eps))
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if self.parametrization not in ("sp", "mup"):
+            raise ValueError(f"parametrization must be 'sp' or 'mup', got {self.parametrization!r}")
+        if self.base_width is not None:
+            set_("base_width", _int("base_width", self.base_width, 1))
+            if self.base_width % self.n_head:
+                raise ValueError(f"base_width must be a multiple of n_head, got {self.base_width} and {self.n_head}")
+
+    @property
+    def width_ratio(self) -> float:
+        """``r = n_embd / base_width`` (1 without a base width)."""
+        return 1.0 if self.base_width is None else self.n_embd / self.base_width
+
+    def _mup_row(self, kind: str, optimizer: str = "adam"):
+        """(multiplier, std factor, lr factor) of a kind of tensor (sigprop.symbolic.mup.scalings)."""
+        from ..symbolic.mup import TENSORS, scalings
+        return scalings(self.parametrization, optimizer).numeric(self.width_ratio)[TENSORS.index(kind)]
+
+    @property
+    def attn_scale(self) -> float:
+        """Attention logits are ``q.k * attn_scale``: ``1/sqrt(d)`` in SP; in muP ``1/d`` times the
+        constant that makes it ``1/sqrt(d0)`` at the base head size ``d0``
+        (:func:`sigprop.symbolic.mup.attention_logit_scale`)."""
+        from ..symbolic.mup import attention_logit_scale
+        d = self.head_size
+        sp_scale = attention_logit_scale("sp").numeric
+        if self.parametrization == "sp":
+            return float(sp_scale(d))
+        d0 = d if self.base_width is None else self.base_width // self.n_head
+        mup_scale = attention_logit_scale("mup").numeric
+        return float(mup_scale(d) / mup_scale(d0) * sp_scale(d0))
+
+    def lr_segments(self) -> list:
+        """``[(lr factor, segments)]``: the AdamW segments (:meth:`decay_segments` rows) grouped by
+        learning-rate factor; one group of factor 1 in SP."""
+        hidden = float(self._mup_row("hidden_weight")[2])
+        groups = {}
+        k = 0
+        for name, shape, decay in self.layout():
+            n = int(np.prod(shape))
+            short = name.split(".")[-1]
+            f = hidden if short in HIDDEN_MATRICES else 1.0
+            rows = groups.setdefault(f, [])
+            if rows and rows[-1][1] == k and rows[-1][2] == int(decay):
+                rows[-1][1] = k + n
+            else:
+                rows.append([k, k + n, int(decay)])
+            k += n
+        return [(f, np.array(rows, dtype=np.int64)) for f, rows in groups.items()]
 
     @property
     def head_size(self) -> int:
@@ -165,6 +226,10 @@ class GPTConfig:
         std = GPT2_STD if self.init == "gpt2" else get_init(self.init).weight_std(*fan[short], activation)
         if self.residual_scale and short in RESIDUAL_PROJECTIONS:
             std /= math.sqrt(2 * self.n_layer)
+        if self.parametrization == "mup" and self.base_width is not None:
+            # muP: the std this matrix has at the base width, times r^-b (hidden: b = 1/2)
+            base = self.replace(n_embd=self.base_width, parametrization="sp", base_width=None)
+            std = base.weight_std(name) * float(self._mup_row("hidden_weight")[1])
         return std
 
     def replace(self, **changes) -> "GPTConfig":

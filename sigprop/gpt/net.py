@@ -124,7 +124,7 @@ class Net:
             np.matmul(self.ln1[l], p[h + "qkv_w"], out=self.qkv[l])
             K.bias_forward(self.qkv[l], p[h + "qkv_b"])
             K.attention_forward(self.qkv[l], B, T, H, self.att[l], self.atty[l], self.head_scratch[0],
-                                self.head_scratch_t, self.head_scratch[1])
+                                self.head_scratch_t, self.head_scratch[1], cfg.attn_scale)
             np.matmul(self.atty[l], p[h + "proj_w"], out=self.tmp)
             K.residual_forward(x, self.tmp, p[h + "proj_b"], a)
             # MLP: x_next = a + phi(ln2(a) @ fc_w + fc_b) @ fcproj_w + fcproj_b
@@ -183,7 +183,7 @@ class Net:
             np.matmul(dx, p[h + "proj_w"].T, out=self.datty)
             sq, sv, sdq, sdk, sdv = self.head_scratch
             K.attention_backward(self.datty, self.qkv[l], self.att[l], B, T, H, self.dqkv, sq, self.head_scratch_t,
-                                 sv, sdq, sdk, sdv, self.row_scratch)
+                                 sv, sdq, sdk, sdv, self.row_scratch, self.config.attn_scale)
             K.bias_backward(self.dqkv, g[h + "qkv_b"], self.partial_3c)
             np.matmul(self.ln1[l].T, self.dqkv, out=g[h + "qkv_w"])
             np.matmul(self.dqkv, p[h + "qkv_w"].T, out=dln)

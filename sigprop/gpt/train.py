@@ -82,6 +82,8 @@ class GPTTrainConfig:
     dtype : {"float32", "float64"}
     data : str or None
         Any UTF-8 text file (None: the shipped Shakespeare corpus).
+    parametrization, base_width :
+        SP or muP width scaling (:class:`sigprop.gpt.model.GPTConfig`).
     """
 
     n_layer: int = 12
@@ -113,6 +115,8 @@ class GPTTrainConfig:
     checkpoint_every: int = 500
     dtype: str = "float32"
     data: str | None = None
+    parametrization: str = "sp"
+    base_width: int | None = None
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
@@ -145,7 +149,7 @@ class GPTTrainConfig:
         return GPTConfig(n_layer=self.n_layer, n_head=self.n_head, n_embd=self.n_embd, block_size=self.block_size,
                          vocab_size=vocab_size, activation=self.activation, init=self.init,
                          residual_scale=self.residual_scale, embd_std=self.embd_std, ln_eps=self.ln_eps,
-                         dtype=self.dtype)
+                         dtype=self.dtype, parametrization=self.parametrization, base_width=self.base_width)
 
     def lr_at(self, step: int) -> float:
         """Linear warmup to ``lr`` over ``warmup`` steps, then cosine decay to ``min_lr`` at ``steps``."""
@@ -279,7 +283,7 @@ def train(config: GPTTrainConfig, out=None, progress: bool = True, corpus: Corpu
     gviews = views(model, grad)
     net = Net(model, config.batch_size)
     K = net.K
-    segments = model.decay_segments()
+    lr_groups = model.lr_segments()       # one group (factor 1) in SP; muP's hidden matrices x n0/n
     partial = np.zeros(K.CHUNKS)
     x = np.empty((config.batch_size, config.block_size), np.int32)
     y = np.empty_like(x)
@@ -303,8 +307,9 @@ def train(config: GPTTrainConfig, out=None, progress: bool = True, corpus: Corpu
                 stats = layer_stats(net, state.params, gviews, step)
                 gnorms = tensor_grad_norms(gviews)
                 before = theta.astype(np.float64)
-            K.adamw_update(theta, grad, m, v, segments, config.lr_at(step), config.beta1, config.beta2, config.eps,
-                           config.weight_decay, step + 1, scale)
+            for factor, segments in lr_groups:
+                K.adamw_update(theta, grad, m, v, segments, config.lr_at(step) * factor, config.beta1, config.beta2,
+                               config.eps, config.weight_decay, step + 1, scale)
             if record:
                 if theta0 is not None:
                     dyn = qkv_dynamics(model, before, theta, theta0, 1.0 - config.lr_at(step) * config.weight_decay,

@@ -15,6 +15,8 @@ STUDIES = {
     "variance-depth": "variance_depth",
     "std-sweep": "std_sweep",
     "phase-diagram": "phase_diagram",
+    "mup-coord-check": "mup_coord_check",
+    "mup-transfer": "mup_transfer",
     "qkv-dynamics": "qkv_dynamics",
 }
 

@@ -301,6 +301,57 @@ def _crossentropy_doc() -> str:
     return "\n".join(parts)
 
 
+def _mup_doc() -> str:
+    from . import mup as M
+    cols = ["tensor", "$a$", "$b$ (std $n^{-b}$)", "$c$ (lr $n^{-c}$)"]
+
+    def table(param, opt):
+        t = M.abc_table(param, opt)
+        return _table(cols, [(k.replace("_", " "), f"${latex(v[0])}$", f"${latex(v[1])}$", f"${latex(v[2])}$")
+                             for k, v in t.items()])
+
+    upd = [(k.replace("_", " "),) + tuple(f"${latex(M.update_exponents(p, o)[k])}$"
+                                           for p in M.PARAMETRIZATIONS for o in M.OPTIMIZERS) for k in M.TENSORS]
+    parts = [HEADER, "# Width scaling: the abc-parametrisation, SP and muP\n",
+             "How initialisation and learning rate must scale with the width $n$ so that every layer keeps "
+             "learning as the network widens (`sigprop.symbolic.mup`; Yang & Hu 2021, Tensor Programs IV; "
+             "Yang et al. 2022, Tensor Programs V). A tensor is $W = n^{-a} w$ with $w_0 \\sim N(0, n^{-2b})$ and "
+             "learning rate $\\eta n^{-c}$. Input weights have fan_in fixed and fan_out $\\propto n$, hidden "
+             "weights both $\\propto n$, output weights fan_in $\\propto n$; a bias is a weight on a constant "
+             "input 1. Training (`sigprop.charmlp`, `sigprop coord-check`, the `mup-transfer` study) takes its "
+             "factors from `scalings(parametrization, optimizer).numeric(n / n0)`: the multiplier, init std "
+             "and learning rate at width $n$ are their values at the base width $n_0$ times $r^{-a}$, "
+             "$r^{-b}$, $r^{-c}$, $r = n/n_0$, so SP and muP are the same model at $n = n_0$.\n"]
+    for opt in M.OPTIMIZERS:
+        parts += [f"## muP for {opt.upper() if opt == 'sgd' else 'Adam'}\n", steps_markdown(M.mup_exponents(opt)),
+                  "With $a = 0$:\n", table("mup", opt)]
+    parts += ["## The published tables\n",
+              "Tensor Programs V, Table 3 (muP, no multipliers): input weights and all biases have initial "
+              "variance $1/\\mathrm{fan\\_in}$ and learning rate $\\eta\\,\\mathrm{fan\\_out}$ (SGD) or "
+              "$\\eta$ (Adam); output weights variance $1/\\mathrm{fan\\_in}^2$ and learning rate "
+              "$\\eta/\\mathrm{fan\\_in}$ (both); hidden weights variance $1/\\mathrm{fan\\_in}$ and learning "
+              "rate $\\eta$ (SGD) or $\\eta/\\mathrm{fan\\_in}$ (Adam). SP: variance $1/\\mathrm{fan\\_in}$ for "
+              "every weight and one learning rate $\\eta$. In exponents of $n$ these are the tables above "
+              "(fan_out of the output bias is fixed, so its SGD rate does not scale); `tests/test_mup.py` checks "
+              "the derived exponents against them entry by entry.\n",
+              "## SP\n",
+              "Kaiming/LeCun initialisation of every layer and one learning rate, for both optimisers:\n",
+              table("sp", "sgd"),
+              "## What goes wrong in SP\n",
+              "$\\log_n$ of each layer's own update $\\Delta W x$ after one step at a fixed base learning rate "
+              "(the same counting as above). muP keeps every one at 0; in SP the wide layers' updates grow with "
+              "width, so the largest stable learning rate shrinks with width and the best one moves. This is "
+              "what the coordinate check (`sigprop coord-check`) measures, in the linear regime of the "
+              "activation (a saturating activation caps the growth of activations, not of pre-activations "
+              "or logits):\n",
+              _table(["tensor", "SP, SGD", "SP, Adam", "muP, SGD", "muP, Adam"], upd),
+              "## Attention logits: $1/d$ vs $1/\\sqrt{d}$\n"]
+    for p in M.PARAMETRIZATIONS:
+        parts += [f"### {'SP' if p == 'sp' else 'muP'}\n", steps_markdown(M.attention_logit_scale(p)),
+                  _display(sp.Eq(sp.Symbol("scale"), M.attention_logit_scale(p).expr))]
+    return "\n".join(parts)
+
+
 _DOCS = {
     "recursions.md": (_recursions_doc, "forward/backward variance, covariance map, chi_1, Xavier, He modes, depth"),
     "gains.md": (_gains_doc, "variance-preserving gains, derived and PyTorch's"),
@@ -308,6 +359,7 @@ _DOCS = {
     "tanh.md": (_tanh_doc, "tanh second moment series and value, gain, what 5/3 buys and costs"),
     "selu.md": (_selu_doc, "SELU's lambda and alpha from the fixed point"),
     "crossentropy.md": (_crossentropy_doc, "expected initial cross-entropy: ln V, series, exact numeric"),
+    "mup.md": (_mup_doc, "width scaling: abc-parametrisation, SP and muP for SGD and Adam, attention 1/d"),
 }
 
 
