@@ -12,6 +12,15 @@ Per layer (a :class:`~sigprop.spec.LayerStats` of source ``"training"`` per reco
 
 Per parameter tensor (dicts ``name -> value``): the gradient norm and the update:data ratio
 ``std(theta_after - theta_before) / std(theta_before)`` of that step's AdamW update.
+
+With ``diag_dynamics`` (:func:`qkv_dynamics`), per layer and for each of the Q, K, V blocks ``b``:
+
+* ``b_drift``: rms of ``W - W_0`` (the distance travelled from the initial weights);
+* ``b_step``: rms of the Adam part of this step's update (the update minus the weight decay);
+* ``b_step_corr``: cosine between this step's Adam update and the one at the previous recorded
+  step (nan at the first record of a run or of a resumed run).
+
+With ``hist_layers`` (:func:`qkv_histograms`), the histograms of the Q, K, V blocks of those layers.
 """
 from __future__ import annotations
 
@@ -71,6 +80,67 @@ def layer_stats(net, params, grad_views: dict, step: int) -> LayerStats:
     return LayerStats(values, source="training", meta={"step": int(step)})
 
 
+#: The three column blocks of the fused ``qkv_w`` (n_embd columns each), in storage order.
+QKV = ("q", "k", "v")
+
+
+def qkv_dynamics(config, before: np.ndarray, after: np.ndarray, theta0: np.ndarray, shrink: float,
+                 previous: dict) -> dict:
+    """Per-layer drift from init, Adam step size and step-direction correlation of the Q/K/V blocks.
+
+    Parameters
+    ----------
+    config : GPTConfig
+    before, after : array
+        The flat parameters before (float64 copy) and after one AdamW update.
+    theta0 : array
+        The initial parameters (float64).
+    shrink : float
+        ``1 - lr * weight_decay`` of that update: the Adam part is ``after - shrink * before``.
+    previous : dict
+        ``(layer, block) -> previous recorded Adam step`` (flat); updated in place.
+
+    Returns
+    -------
+    dict
+        ``{b}_drift``, ``{b}_step``, ``{b}_step_corr`` for ``b`` in q, k, v -> list over layers.
+    """
+    C = config.n_embd
+    offsets = config.offsets()
+    out = {f"{b}_{k}": [] for b in QKV for k in ("drift", "step", "step_corr")}
+    for l in range(config.n_layer):
+        a, b_, shape = offsets[f"h{l}.qkv_w"]
+        w0, wb = theta0[a:b_].reshape(shape), before[a:b_].reshape(shape)
+        wa = after[a:b_].reshape(shape).astype(np.float64)
+        for j, name in enumerate(QKV):
+            cols = slice(j * C, (j + 1) * C)
+            # Adam step = W_after - (1 - lr wd) W_before
+            step = (wa[:, cols] - shrink * wb[:, cols]).ravel()
+            out[f"{name}_drift"].append(float(np.sqrt(np.mean((wb[:, cols] - w0[:, cols]) ** 2))))
+            out[f"{name}_step"].append(float(np.sqrt(np.mean(step ** 2))))
+            prev = previous.get((l, name))
+            norm = np.linalg.norm(step) * (np.linalg.norm(prev) if prev is not None else 0.0)
+            out[f"{name}_step_corr"].append(float(step @ prev / norm) if norm > 0 else math.nan)
+            previous[(l, name)] = step
+    return out
+
+
+def qkv_histograms(params, layers, bins: int = 60) -> dict:
+    """``"h{l}.{b}" -> {"edges", "counts"}``: histogram of the Q, K, V block ``b`` of each layer
+    in ``layers`` over ``bins`` equal bins spanning +-max|w| of that block."""
+    C = params.config.n_embd
+    out = {}
+    for l in layers:
+        w = params[f"h{l}.qkv_w"]
+        for j, name in enumerate(QKV):
+            block = w[:, j * C:(j + 1) * C].astype(np.float64)
+            top = float(np.max(np.abs(block)))
+            top = top if math.isfinite(top) and top > 0 else 1.0
+            counts, edges = np.histogram(block, bins=bins, range=(-top, top))
+            out[f"h{l}.{name}"] = {"edges": edges.tolist(), "counts": counts.tolist()}
+    return out
+
+
 def tensor_grad_norms(grad_views: dict) -> dict:
     return {name: float(np.linalg.norm(g.astype(np.float64).ravel())) for name, g in grad_views.items()}
 
@@ -87,19 +157,22 @@ def update_ratios(before: np.ndarray, after: np.ndarray, offsets: dict) -> dict:
 
 class Diagnostics:
     """The records of a run: ``steps``, per-layer ``stats`` (LayerStats), per-tensor ``grad_norm``
-    and ``update_ratio`` dicts, each one entry per recorded step."""
+    and ``update_ratio`` dicts and weight ``histograms`` (:func:`qkv_histograms`, empty unless
+    asked for), each one entry per recorded step."""
 
     def __init__(self):
         self.steps: list = []
         self.stats: list = []
         self.grad_norm: list = []
         self.update_ratio: list = []
+        self.histograms: list = []
 
-    def add(self, step, stats, grad_norm, update_ratio):
+    def add(self, step, stats, grad_norm, update_ratio, histograms=None):
         self.steps.append(int(step))
         self.stats.append(stats)
         self.grad_norm.append(grad_norm)
         self.update_ratio.append(update_ratio)
+        self.histograms.append(histograms or {})
 
     def series(self, quantity: str) -> np.ndarray:
         """(recorded steps, layers) array of one per-layer quantity."""
@@ -108,13 +181,14 @@ class Diagnostics:
     def to_dict(self) -> dict:
         return {"format": "sigprop.gpt.Diagnostics", "steps": self.steps,
                 "stats": [s.to_dict() for s in self.stats], "grad_norm": self.grad_norm,
-                "update_ratio": self.update_ratio}
+                "update_ratio": self.update_ratio, "histograms": self.histograms}
 
     @classmethod
     def from_dict(cls, d) -> "Diagnostics":
         if d.get("format") != "sigprop.gpt.Diagnostics":
             raise ValueError("not a sigprop GPT diagnostics record")
         out = cls()
-        for step, s, g, u in zip(d["steps"], d["stats"], d["grad_norm"], d["update_ratio"]):
-            out.add(step, LayerStats.from_dict(s), g, u)
+        hists = d.get("histograms") or [{}] * len(d["steps"])   # absent in records of older runs
+        for step, s, g, u, h in zip(d["steps"], d["stats"], d["grad_norm"], d["update_ratio"], hists):
+            out.add(step, LayerStats.from_dict(s), g, u, h)
         return out

@@ -31,8 +31,10 @@ import numpy as np
 
 from .._io import atomic_write_bytes, atomic_write_text, dumps_json, read_checked
 from ..progress import Progress
+from ..spec import LayerStats
 from .data import Corpus, batch_starts, get_batch, load_corpus
-from .diagnostics import Diagnostics, layer_stats, tensor_grad_norms, update_ratios
+from .diagnostics import (Diagnostics, layer_stats, qkv_dynamics, qkv_histograms, tensor_grad_norms,
+                          update_ratios)
 from .model import GPT2_STD, GPTConfig, Params, _int, init_params, views
 from .net import Net
 
@@ -68,6 +70,13 @@ class GPTTrainConfig:
         Train/val loss every this many steps (and after the last), on this many fixed batches.
     diag_every : int
         Diagnostics every this many steps (0: never).
+    diag_steps : tuple of int
+        Further steps at which diagnostics are recorded (e.g. log-spaced ones).
+    diag_dynamics : bool
+        Also record the Q/K/V drift from init, Adam step size and step-direction correlation
+        (:func:`sigprop.gpt.diagnostics.qkv_dynamics`; keeps a copy of the initial parameters).
+    hist_layers : tuple of int
+        Layers whose Q/K/V weight histograms are recorded at every diagnostics step.
     checkpoint_every : int
         Checkpoint every this many steps when an output folder is given (0: only at the end).
     dtype : {"float32", "float64"}
@@ -100,6 +109,9 @@ class GPTTrainConfig:
     eval_every: int = 100
     eval_batches: int = 8
     diag_every: int = 100
+    diag_steps: tuple = ()
+    diag_dynamics: bool = False
+    hist_layers: tuple = ()
     checkpoint_every: int = 500
     dtype: str = "float32"
     data: str | None = None
@@ -120,6 +132,14 @@ class GPTTrainConfig:
         set_("eps", _num("eps", self.eps, allow_lo=False))
         set_("weight_decay", _num("weight_decay", self.weight_decay))
         set_("grad_clip", _num("grad_clip", self.grad_clip))
+        for name in ("diag_steps", "hist_layers"):
+            v = getattr(self, name)
+            if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__"):
+                raise ValueError(f"{name} must be a list of integers, got {v!r}")
+            set_(name, tuple(sorted({_int(name[:-1].replace("_", " "), k, 0) for k in v})))
+        set_("diag_dynamics", bool(self.diag_dynamics))
+        if self.hist_layers and self.hist_layers[-1] >= self.n_layer:
+            raise ValueError(f"hist_layers must be layers below n_layer {self.n_layer}, got {self.hist_layers[-1]}")
         if self.data is not None:
             set_("data", str(Path(self.data).resolve()))
         self.model(2)   # validates the model fields
@@ -193,6 +213,12 @@ class TrainResult:
                 "ms_per_step": 1e3 * self.seconds / max(len(self.losses), 1)}
 
 
+def initial_params(config: GPTTrainConfig, vocab_size: int) -> Params:
+    """The initial parameters of a run (drawn from a stream derived from ``config.seed``)."""
+    init_rng = np.random.default_rng(np.random.SeedSequence(config.seed).spawn(1)[0])
+    return init_params(config.model(vocab_size), rng=init_rng)
+
+
 def memory_estimate(config: GPTTrainConfig, vocab_size: int) -> float:
     """Bytes a training run allocates: parameters, gradient and AdamW moments, and the
     :class:`Net` buffers of one batch (activations kept for the backward and its scratch)."""
@@ -202,7 +228,8 @@ def memory_estimate(config: GPTTrainConfig, vocab_size: int) -> float:
     scratch = N * C * 4 + N * 3 * C + N * 4 * C * 2 + 2 * N * vocab_size + 7 * N * C + B * H * T * T
     activations = L * per_block + N * C * 2 + 3 * N * vocab_size + scratch
     itemsize = np.dtype(config.dtype).itemsize
-    return itemsize * (4.0 * config.model(vocab_size).n_params + activations)
+    n = config.model(vocab_size).n_params
+    return itemsize * (4.0 * n + activations) + (8.0 * n if config.diag_dynamics else 0.0)   # + theta_0
 
 
 def check_memory(config: GPTTrainConfig, vocab_size: int) -> None:
@@ -240,10 +267,14 @@ def train(config: GPTTrainConfig, out=None, progress: bool = True, corpus: Corpu
     corpus = load_corpus(config.data, config.block_size) if corpus is None else corpus
     check_memory(config, len(corpus.vocab))
     if state is None:
-        model = config.model(len(corpus.vocab))
-        init_rng = np.random.default_rng(np.random.SeedSequence(config.seed).spawn(1)[0])
-        state = TrainResult(config, corpus, init_params(model, rng=init_rng))
+        state = TrainResult(config, corpus, initial_params(config, len(corpus.vocab)))
     model = state.params.config
+    previous_steps: dict = {}
+    theta0 = None
+    if config.diag_dynamics:      # the initial parameters (a pure function of the seed, also on resume)
+        theta0 = (state.params.theta if state.step == 0 else initial_params(config, model.vocab_size).theta)
+        theta0 = theta0.astype(np.float64)
+    diag_at = frozenset(config.diag_steps)
     out = None if out is None else Path(out)
     if out is not None:
         config.save(out / "config.json")
@@ -271,7 +302,7 @@ def train(config: GPTTrainConfig, out=None, progress: bool = True, corpus: Corpu
             net.backward(theta, grad)
             norm = math.sqrt(K.sum_of_squares(grad, partial))
             scale = min(1.0, config.grad_clip / (norm + 1e-6)) if config.grad_clip > 0 and math.isfinite(norm) else 1.0
-            record = config.diag_every and step % config.diag_every == 0
+            record = (config.diag_every and step % config.diag_every == 0) or step in diag_at
             if record:
                 stats = layer_stats(net, state.params, gviews, step)
                 gnorms = tensor_grad_norms(gviews)
@@ -280,7 +311,12 @@ def train(config: GPTTrainConfig, out=None, progress: bool = True, corpus: Corpu
                 K.adamw_update(theta, grad, m, v, segments, config.lr_at(step) * factor, config.beta1, config.beta2,
                                config.eps, config.weight_decay, step + 1, scale)
             if record:
-                state.diagnostics.add(step, stats, gnorms, update_ratios(before, theta, offsets))
+                if theta0 is not None:
+                    dyn = qkv_dynamics(model, before, theta, theta0, 1.0 - config.lr_at(step) * config.weight_decay,
+                                       previous_steps)
+                    stats = LayerStats({**stats.values, **dyn}, source="training", meta=stats.meta)
+                hist = qkv_histograms(Params(model, before), config.hist_layers) if config.hist_layers else None
+                state.diagnostics.add(step, stats, gnorms, update_ratios(before, theta, offsets), hist)
             losses.append(loss)
             norms.append(norm)
             state.step = step + 1

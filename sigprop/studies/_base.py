@@ -17,6 +17,7 @@ STUDIES = {
     "phase-diagram": "phase_diagram",
     "mup-coord-check": "mup_coord_check",
     "mup-transfer": "mup_transfer",
+    "qkv-dynamics": "qkv_dynamics",
 }
 
 
