@@ -120,6 +120,26 @@ def test_attention_against_plain_numpy(rng):
     np.testing.assert_allclose(y, (p @ v).transpose(0, 2, 1, 3).reshape(B * T, C), rtol=1e-12, atol=1e-14)
 
 
+def test_attention_float32_large_logits(rng):
+    """Regression: the softmax's running max must be taken over the scaled logits. With the unscaled
+    first logit as the start value, a large q.k made every exp underflow in float32 (0/0 = nan): a
+    run at init std 0.2 went nan at its second step."""
+    B, T, H, C = 1, 4, 1, 8
+    scale = 1 / np.sqrt(C)
+    qkv = rng.normal(size=(B * T, 3 * C))
+    qkv[:, :C] *= 30.0                           # large queries
+    qkv[0, C:2 * C] = qkv[:, :C].mean(0) * 3.0   # key 0 aligned with every query: a large first logit
+    att, y = np.empty((B, H, T, T), np.float32), np.empty((B * T, C), np.float32)
+    K.attention_forward(qkv.astype(np.float32), B, T, H, scale, att, y, np.empty((4, B * H, T, C), np.float32))
+    q, k = qkv[:, :C], qkv[:, C:2 * C]
+    s = np.where(np.tril(np.ones((T, T), bool)), q @ k.T * scale, -np.inf)
+    assert (q @ k.T)[:, 0].max() * (1 - scale) > 100    # the old start value would have underflowed exp
+    p = np.exp(s - s.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    assert np.isfinite(att).all() and np.isfinite(y).all()
+    np.testing.assert_allclose(att[0, 0], p, atol=1e-5)
+
+
 def test_activation_and_bias(rng):
     N, C = 4, 6
     pre0, b = rng.normal(size=(N, C)) * 2, rng.normal(size=C)
