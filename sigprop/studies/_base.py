@@ -15,6 +15,7 @@ STUDIES = {
     "variance-depth": "variance_depth",
     "std-sweep": "std_sweep",
     "phase-diagram": "phase_diagram",
+    "transformer-init": "transformer_init",
 }
 
 
