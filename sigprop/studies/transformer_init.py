@@ -36,6 +36,7 @@ def add_arguments(p):
     p.add_argument("--block-size", dest="block_size", type=positive_int, default=None,
                    help="sequence length T (default 32)")
     p.add_argument("--batch", type=positive_int, default=None, help="sequences per token batch (default 4)")
+    p.add_argument("--depths", type=positive_int, nargs="+", default=None, help="block counts (default 12 48; quick 2)")
     p.add_argument("--networks", type=int_at_least(2), default=None,
                    help="random initialisations per cell (default 32; quick 8)")
     p.add_argument("--samples", type=int_at_least(2), default=None,
@@ -81,7 +82,7 @@ def _cell_name(label, rs, depth, data):
 
 
 def run(out, quick=False, seed=0, width=None, heads=None, block_size=None, batch=None, networks=None,
-        samples=None, overwrite=False) -> StudyResult:
+        samples=None, depths=None, overwrite=False) -> StudyResult:
     from ..compare import bonferroni_threshold
     from ..plots.layers import plot_layers
     from ..spec import LayerStats
@@ -93,7 +94,9 @@ def run(out, quick=False, seed=0, width=None, heads=None, block_size=None, batch
     samples = option("samples", samples, 128 if quick else 512, lo=2)
     if width % heads:
         raise ValueError(f"--width must be a multiple of --heads, got {width} and {heads}")
-    depths = (2,) if quick else (12, 48)
+    depths = tuple(depths) if depths else ((2,) if quick else (12, 48))
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in depths):
+        raise ValueError(f"--depths must be integers >= 1, got {depths}")
     scalings = (True,) if quick else (True, False)
     labels = QUICK_SETTINGS if quick else tuple(SETTINGS)
     config = {"study": "transformer-init", "quick": quick, "seed": seed, "width": width, "heads": heads,

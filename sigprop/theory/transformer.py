@@ -23,7 +23,8 @@ initialisation, the tokens fixed). Its recursion (derivations in
 * MLP: ``h`` columns ~ ``N(0, s_fc^2 d G_2)``; ``E[phi(h_t) phi(h_t')]`` by Gauss-Hermite
   over the bivariate normal (``phi`` = the activation's numeric form; the 1-D moments
   come from :func:`sigprop.theory.gaussian_expectation`); ``K' = K_a + s_fp^2 4d K_phi``;
-* head and loss: :func:`sigprop.symbolic.transformer.tied_logit_shift` and
+* head and loss: :func:`sigprop.symbolic.transformer.input_logit_moments` (the tied head's
+  input-token logit) and
   :func:`sigprop.symbolic.crossentropy.expected_log_partition`;
 * backward from an i.i.d. unit-variance gradient at ``x_L`` with the gradient-independence
   assumption (the backward weights independent of the forward ones): the ``T x T`` gradient
@@ -291,7 +292,7 @@ def predict_transformer(config, idx, targets=None, prefix: str = "tokens", sampl
     from ..activations import get_activation
     from ..spec import LayerStats
     from ..symbolic.crossentropy import expected_log_partition
-    from ..symbolic.transformer import attention_logit_variance, layernorm_jacobian_trace, tied_logit_shift
+    from ..symbolic.transformer import attention_logit_variance, input_logit_moments, layernorm_jacobian_trace
     from .moments import moments_of
 
     if prefix not in PREFIX_MODELS:
@@ -363,17 +364,16 @@ def predict_transformer(config, idx, targets=None, prefix: str = "tokens", sampl
     from ..symbolic.transformer import layernorm_expectation
     qL = np.einsum("btt->bt", K)
     rf = layernorm_expectation("second_moment", qL, d, eps)
-    af = layernorm_expectation("inv_sqrt", qL, d, eps)
-    bf = layernorm_expectation("inv", qL, d, eps)
     se2 = sd["e"] ** 2
     sigma2 = se2 * d * rf                                    # logits of tokens other than the input
-    shift = tied_logit_shift().numeric(d, sd["e"], af)       # the input token's logit
-    s1sq = d * se2 * (qL + se2) * bf * (1 - 1 / d)
-    lvar = (V - 1) / V ** 2 * ((V - 1) * sigma2 + s1sq + shift ** 2)
+    # the input token's logit (tied head): exact moments at each position's batch-mean K_L
+    mom = np.array([input_logit_moments(d, sd["e"], k, eps) for k in qL.mean(0)])   # (T, 2)
+    shift, s1sq = mom[:, 0], mom[:, 1]
+    lvar = (V - 1) / V ** 2 * ((V - 1) * sigma2.mean(0) + s1sq + shift ** 2)
     p_rep = float(np.mean(np.asarray(targets) == idx)) if targets is not None else 1.0 / V
     # E[log S] at each position's batch-mean parameters (they vary little between sequences)
     logZ = np.mean([expected_log_partition(V, math.sqrt(a), b, math.sqrt(c)) for a, b, c in
-                    zip(sigma2.mean(0), shift.mean(0), s1sq.mean(0))])
+                    zip(sigma2.mean(0), shift, s1sq)])
     head = {"final_resid_var": float(qL.mean()), "logit_var": float(lvar.mean()),
             "loss": float(logZ - p_rep * shift.mean())}
 
