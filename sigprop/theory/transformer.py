@@ -213,11 +213,11 @@ def _bivariate_gh(f, q1, q2, c12, n_nodes=24, chunk=2048):
     return out
 
 
-def bivariate_kernel(f, S, n_nodes=64, n_corr=513, n_q=3, kinks=(0.0,)):
+def bivariate_kernel(f, S, n_nodes=64, n_corr=129, n_q=3, kinks=(0.0,)):
     """``E[f(h_t) f(h_t')]`` for ``h`` ~ N(0, S) over positions, S (B, T, T) -> (B, T, T).
 
     Off the diagonal the kernel is read from a table over the correlation ``c`` (``n_corr``
-    points on [-1, 1], linear interpolation) and the geometric-mean variance
+    points on [-1, 1], cubic spline) and the geometric-mean variance
     ``sqrt(S_tt S_t't')`` (``n_q`` points spanning the batch, log-linear), each entry by
     :func:`_bivariate_gh`; the diagonal is computed at each position's own variance by the
     adaptive rule of :func:`sigprop.theory.gaussian_expectation`. After a
@@ -238,11 +238,9 @@ def bivariate_kernel(f, S, n_nodes=64, n_corr=513, n_q=3, kinks=(0.0,)):
     lg = np.linspace(np.log(max(lo, 1e-300)), np.log(hi), nq)
     qq = np.exp(lg)
     table = _bivariate_gh(f, qq[:, None], qq[:, None], qq[:, None] * cg[None, :], n_nodes).reshape(nq, n_corr)
-    # interpolate: linear in c, then linear in log q
-    pos_c = (c + 1.0) / 2.0 * (n_corr - 1)
-    j = np.clip(np.floor(pos_c).astype(int), 0, n_corr - 2)
-    fc = pos_c - j
-    rows = table[:, j] * (1 - fc) + table[:, j + 1] * fc          # (nq, B, T, T)
+    # interpolate: cubic spline in c, then linear in log q
+    from scipy.interpolate import CubicSpline
+    rows = CubicSpline(cg, table, axis=1)(c)                      # (nq, B, T, T)
     if nq == 1:
         K = rows[0]
     else:
