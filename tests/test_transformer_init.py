@@ -162,3 +162,17 @@ def test_study_cells_agree_depth_12(label):
             n = sum(c.n_comparisons for c in parts.values())
             z = max(c.max_abs_z for c in parts.values())
             assert z < bonferroni_threshold(n), {k: c.summary() for k, c in parts.items()}
+
+
+def test_prefix_assumption_repeated_tokens_matter_on_real_text():
+    """Attention output per position at block 1: the token-equality model agrees, 'no repeats' fails."""
+    x, y = _batches(64, 3)["real"]
+    cfg = GPTConfig(n_layer=1, n_head=2, n_embd=32, block_size=64, vocab_size=63)
+    ms = measure_at_init(cfg, x, y, n_networks=12, seed=3)
+    verdict = {}
+    for prefix in ("tokens", "collision", "none"):
+        th = predict_transformer(cfg, x, y, prefix=prefix, samples=128, seed=2)
+        verdict[prefix] = compare(th.position_stats(1), ms.position_stats(1), quantities=["attn_out_var"])
+    assert verdict["tokens"].agrees, verdict["tokens"].format(all_rows=False)
+    assert verdict["collision"].agrees, verdict["collision"].format(all_rows=False)
+    assert not verdict["none"].agrees

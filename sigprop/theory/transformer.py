@@ -329,7 +329,7 @@ def predict_transformer(config, idx, targets=None, prefix: str = "tokens", sampl
     sd = _stds(config)
     act = moments_of(get_activation(config.activation))
     phi, dphi = act.phi, act.dphi
-    Bseq, T = idx.shape
+    T = idx.shape[1]
     K = sd["e"] ** 2 * (_token_pattern(idx, prefix) + np.eye(T)[None])
     ss = np.random.SeedSequence(seed).spawn(2 * L)
     jac = layernorm_jacobian_trace().numeric
@@ -360,7 +360,7 @@ def predict_transformer(config, idx, targets=None, prefix: str = "tokens", sampl
         A = np.einsum("bmti,bmsi->bts", Y, Y) / (samples * hs)
         Ko = sd["o"] ** 2 * d * A
         ydiag = sd["o"] ** 2 * d * np.einsum("bmti,bmti->bmt", Y, Y) / hs
-        pos["attn_out_var"][l] = np.einsum("btt->t", Ko) / Bseq
+        pos["attn_out_var"][l] = np.einsum("btt->t", Ko) / Ko.shape[0]
         pos_se["attn_out_var"][l] = ydiag.mean(axis=0).std(axis=0, ddof=1) / math.sqrt(samples)
         out["entropy"][l] = pos["entropy"][l].mean()
         out_se["entropy"][l] = Hent.mean(axis=(0, 2)).std(ddof=1) / math.sqrt(samples)
