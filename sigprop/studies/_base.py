@@ -18,6 +18,7 @@ STUDIES = {
     "mup-coord-check": "mup_coord_check",
     "mup-transfer": "mup_transfer",
     "qkv-dynamics": "qkv_dynamics",
+    "transformer-init": "transformer_init",
 }
 
 

@@ -160,16 +160,23 @@ def _smoothed_tail(u, s_):
     return ndtr((u - _W_HI) / s_) + (density * _gumbel_tail(w)[None, :]) @ ww
 
 
-def _expected_loss_one(V_: int, s_: float, h: float = 0.02) -> float:
+def _expected_loss_one(V_: int, s_: float, h: float = 0.02, shift: float = 0.0, s_shift: float | None = None) -> float:
     # E[log S] = int (G(u) - M(u)^V) du   (Frullani: log S = int_0^inf (e^{-t} - e^{-tS}) dt/t, t = e^u)
-    u_lo = -(s_**2 / 2 + np.log(V_) + 38.0)      # |integrand| <= V e^{u + s^2/2} below: tail < 1e-16
-    u_hi = _W_HI + 9.0 * s_ + 1.0                  # M(u) <= Phi((w_hi - u)/s) + 5e-24 above
+    # with one logit N(shift, s_shift^2) instead: int (G(u) - M(u)^(V-1) M_shifted(u + shift)) du
+    shifted = shift != 0.0 or (s_shift is not None and s_shift != s_)
+    s1 = s_ if s_shift is None else s_shift
+    u_lo = -(max(s_, s1)**2 / 2 + np.log(V_) + 38.0 + max(shift, 0.0))   # tail < 1e-16 below
+    u_hi = _W_HI + 9.0 * max(s_, s1) + 1.0 + max(-shift, 0.0)              # M(u) <= Phi((w_hi - u)/s) + 5e-24 above
     # nodes u_lo + k h (np.arange(lo, hi, h) spaces them by fl(lo + h) - lo, off by ~1e-15 near |lo| = 40)
     u = u_lo + h * np.arange(int(np.ceil((u_hi - u_lo) / h)) + 1)
     D = np.clip(_smoothed_tail(u, s_), 0.0, 1.0)
     # G - M^V = (1 - M^V) - (1 - G), each computed without cancellation near u -> -inf
     with np.errstate(divide="ignore"):
-        F = -np.expm1(V_ * np.log1p(-D)) - _gumbel_tail(u)
+        if shifted:
+            D1 = np.clip(_smoothed_tail(u + shift, s1), 0.0, 1.0)
+            F = -np.expm1((V_ - 1) * np.log1p(-D) + np.log1p(-D1)) - _gumbel_tail(u)
+        else:
+            F = -np.expm1(V_ * np.log1p(-D)) - _gumbel_tail(u)
     # trapezoid rule: the integrand is smooth and negligible at both ends (spectral accuracy)
     return float(h * (F.sum() - 0.5 * (F[0] + F[-1])))
 
@@ -217,3 +224,29 @@ def expected_initial_loss(V, s):
     flat = [_expected_loss_one(int(V), float(v)) for v in s_arr.ravel()]
     out = np.array(flat, dtype=float).reshape(s_arr.shape)
     return out[()] if out.ndim == 0 else out
+
+
+def expected_log_partition(V, s, shift=0.0, s_shift=None) -> float:
+    """``E[log sum_j exp(l_j)]`` for ``V - 1`` logits i.i.d. ``N(0, s^2)`` and one ``N(shift, s_shift^2)``.
+
+    The same Frullani representation as :func:`expected_initial_loss` with the shifted
+    logit's factor ``M_{s_shift}(u + shift)`` in place of one ``M_s(u)``
+    (``s_shift`` defaults to ``s``); at ``shift = 0, s_shift = s`` it is that function.
+    A tied-embedding language model at init has such a logit: its input token's
+    (:mod:`sigprop.symbolic.transformer`).
+
+    Examples
+    --------
+    >>> a = expected_log_partition(27, 0.5, 0.0)
+    >>> bool(abs(a - expected_initial_loss(27, 0.5)) < 1e-12)
+    True
+    """
+    if isinstance(V, bool) or not float(V).is_integer() or V < 1:
+        raise ValueError(f"number of classes V must be an integer >= 1, got {V!r}")
+    s1 = s if s_shift is None else s_shift
+    for name, v in (("s", s), ("s_shift", s1)):
+        if not (np.isfinite(v) and 0 <= v <= 50):
+            raise ValueError(f"logit std {name} must be in [0, 50], got {v!r}")
+    if not (np.isfinite(shift) and abs(shift) <= 200):
+        raise ValueError(f"shift must be finite and |shift| <= 200, got {shift!r}")
+    return _expected_loss_one(int(V), float(s), shift=float(shift), s_shift=float(s1))

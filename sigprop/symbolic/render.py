@@ -352,6 +352,37 @@ def _mup_doc() -> str:
     return "\n".join(parts)
 
 
+def _transformer_doc() -> str:
+    from . import transformer as TR
+    parts = [HEADER, "# A pre-LayerNorm GPT at initialisation\n",
+             "The pieces of `sigprop.theory.transformer` (numeric recursion of the residual stream's "
+             "position-by-position covariance) derived in `sigprop.symbolic.transformer`; measured against "
+             "random initialisations by `sigprop study transformer-init`.\n"]
+    titles = {"layernorm_second_moment": "LayerNorm with eps", "linear_variance": "Linear maps: q, k, v",
+              "attention_logit_variance": "Attention logits", "uniform_attention_entropy": "Attention entropy",
+              "prefix_mean_correlation": "The prefix: repeated tokens",
+              "layernorm_jacobian_trace": "Backward through LayerNorm",
+              "tied_logit_shift": "Tied head and the initial loss"}
+    for der in TR.all_derivations():
+        parts += [f"## {titles[der.name]}\n", steps_markdown(der)]
+    d_, eps_ = 64, 1e-5
+    rows = []
+    for s_ in (0.002, 0.02, 0.2):
+        q_ = 2 * s_ ** 2
+        rows.append((_num(s_, 3), _num(q_, 3), f"{float(TR.layernorm_expectation('second_moment', q_, d_, eps_)):.6f}",
+                     f"{float(TR.layernorm_second_moment().numeric(q_, eps_)):.6f}"))
+    parts += ["## Numbers\n", "LayerNorm output second moment at the first block ($q = 2 s^2$: token plus position "
+              f"embedding), $d = {d_}$, $\\epsilon = 10^{{-5}}$:\n",
+              _table(["embedding std $s$", "$q$", "$E[u^2]$ (chi-square law)", "$q/(q+\\epsilon)$"], rows),
+              "Uniform attention's output variance relative to one value, at the first block "
+              "($\\rho = 1/2$):\n",
+              _table(["prefix length $n$", "distinct tokens ($\\pi = 0$)", "i.i.d. over 63 ($\\pi = 1/63$)",
+                      "text ($\\pi = 0.07$)"],
+                     [(str(n_), *(f"{float(TR.prefix_mean_correlation().numeric(n_, p_, 0.5)):.4f}"
+                                  for p_ in (0.0, 1 / 63, 0.07))) for n_ in (1, 4, 16, 64)])]
+    return "\n".join(parts)
+
+
 _DOCS = {
     "recursions.md": (_recursions_doc, "forward/backward variance, covariance map, chi_1, Xavier, He modes, depth"),
     "gains.md": (_gains_doc, "variance-preserving gains, derived and PyTorch's"),
@@ -360,6 +391,8 @@ _DOCS = {
     "selu.md": (_selu_doc, "SELU's lambda and alpha from the fixed point"),
     "crossentropy.md": (_crossentropy_doc, "expected initial cross-entropy: ln V, series, exact numeric"),
     "mup.md": (_mup_doc, "width scaling: abc-parametrisation, SP and muP for SGD and Adam, attention 1/d"),
+    "transformer.md": (_transformer_doc, "pre-LN GPT at init: LayerNorm eps, q/k/v, logits, entropy, prefix, "
+                                         "backward, tied-head loss"),
 }
 
 

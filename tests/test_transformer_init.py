@@ -1,0 +1,178 @@
+"""Pre-LN GPT at init: the measurement pass, the theory's pieces, and theory vs measurement."""
+import math
+
+import numpy as np
+import pytest
+
+from sigprop.compare import compare
+from sigprop.gpt.init_stats import forward_backward, measure_at_init
+from sigprop.gpt.model import GPTConfig, init_params
+from sigprop.theory.transformer import collision_probability, predict_transformer
+
+
+def _tiny(init="gpt2", embd=0.02, **kw):
+    base = dict(n_layer=2, n_head=2, n_embd=8, block_size=5, vocab_size=7, init=init, embd_std=embd,
+                dtype="float64")
+    base.update(kw)
+    return GPTConfig(**base)
+
+
+def test_forward_matches_the_engine():
+    from sigprop.gpt.net import Net
+    cfg = _tiny(init="scaled(0.3)", embd=0.3)
+    p = init_params(cfg, seed=3)
+    idx = np.random.default_rng(0).integers(0, 7, (2, 5)).astype(np.int32)
+    net = Net(cfg, batch=2)
+    net.forward(p.theta, idx)
+    _, logits, _ = forward_backward(p, cfg, idx, np.zeros((2, 5, 8)))
+    np.testing.assert_allclose(logits.reshape(-1, 7), net.logits, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("init,embd", [("gpt2", 0.02), ("scaled(0.5)", 0.5)])
+def test_backward_finite_differences(init, embd):
+    """grads[0] . delta equals the central difference of sum(g * x_L) along delta (float64)."""
+    cfg = _tiny(init=init, embd=embd)
+    p = init_params(cfg, seed=1)
+    rng = np.random.default_rng(2)
+    idx = rng.integers(0, 7, (2, 5))
+    g = rng.standard_normal((2, 5, 8))
+    x0 = p["wte"][idx] + p["wpe"][None]
+    _, _, grads = forward_backward(p, cfg, idx, g, x0=x0)
+    for _ in range(3):
+        delta = rng.standard_normal(x0.shape)
+        h = 1e-5 * np.sqrt(np.mean(x0 ** 2))
+        fp = np.sum(g * forward_backward(p, cfg, idx, g, x0=x0 + h * delta)[0])
+        fm = np.sum(g * forward_backward(p, cfg, idx, g, x0=x0 - h * delta)[0])
+        fd = (fp - fm) / (2 * h)
+        assert abs(np.sum(grads[0] * delta) - fd) <= 1e-6 * max(abs(fd), 1e-3)
+
+
+def test_bivariate_kernel_matches_adaptive_quadrature():
+    from sigprop.theory import bivariate_expectation, moments_of
+    from sigprop.theory.transformer import bivariate_kernel
+    m = moments_of("gelu_tanh")
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((1, 6, 400))
+    S = 1.3 * A @ A.transpose(0, 2, 1) / 400
+    S[0] = S[0] + 0.5          # correlated positions, as after attention mixes the prefix
+    K = bivariate_kernel(m.phi, S, kinks=m.centers)
+    for t, s in [(0, 1), (2, 5), (3, 4)]:
+        q1, q2 = S[0, t, t], S[0, s, s]
+        ref = bivariate_expectation(lambda a, b: m.phi(a) * m.phi(b), q1, q2, S[0, t, s] / math.sqrt(q1 * q2),
+                                    kinks=m.centers, kinked=False)
+        assert abs(K[0, t, s] / float(ref) - 1) < 2e-3
+
+
+def test_layernorm_law_and_shifted_partition_against_monte_carlo():
+    from scipy.special import logsumexp
+
+    from sigprop.symbolic.crossentropy import expected_log_partition
+    from sigprop.symbolic.transformer import layernorm_expectation
+    rng = np.random.default_rng(0)
+    d, eps, q = 64, 1e-5, 8e-6               # std 0.002: residual variance below eps
+    x = rng.standard_normal((40_000, d)) * math.sqrt(q)
+    v = x.var(axis=1)
+    f = v / (v + eps)
+    assert abs(f.mean() - layernorm_expectation("second_moment", q, d, eps)) < 4 * f.std() / math.sqrt(len(f))
+    z = rng.standard_normal((100_000, 27)) * 0.6
+    z[:, 0] = 1.3 + 0.9 * z[:, 0] / 0.6
+    lse = logsumexp(z, axis=1)
+    se = lse.std() / math.sqrt(len(lse))
+    assert abs(lse.mean() - expected_log_partition(27, 0.6, 1.3, 0.9)) < 4 * se
+    assert abs(lse.mean() - expected_log_partition(27, 0.6)) > 20 * se      # the shift matters
+
+
+def test_sampled_entropy_matches_the_derived_small_logit_formula():
+    from sigprop.symbolic.transformer import uniform_attention_entropy
+    cfg = GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=16, vocab_size=7, dtype="float64")
+    idx = np.arange(16)[None] % 7
+    pred = predict_transformer(cfg, idx, samples=1000, seed=0)
+    n = np.arange(1, 17)
+    sigma2 = pred.blocks["logit_var"][0]
+    # first block, LayerNorm outputs: correlation 1/2 between equal tokens (all pairs t = s mod 7)
+    same = (idx[0][:, None] == idx[0][None, :]).astype(float)
+    C = np.where(same > 0, 0.5, 0.0) + 0.5 * np.eye(16)
+    cbar = np.array([C[:k, :k].mean() for k in n])
+    formula = uniform_attention_entropy().numeric(n, sigma2, 1.0, cbar)
+    deficit_theory = np.log(n) - pred.positions["entropy"][0]
+    deficit_formula = np.log(n) - formula
+    np.testing.assert_allclose(deficit_theory[1:], deficit_formula[1:], rtol=0.1)
+
+
+def _batches(T, B, seed=0):
+    from sigprop.studies.transformer_init import token_batches
+    return token_batches(63, T, B, seed)
+
+
+def _check(cfg, x, y, networks, seed, **theory_kw):
+    th = predict_transformer(cfg, x, y, samples=128, seed=seed, **theory_kw)
+    ms = measure_at_init(cfg, x, y, n_networks=networks, seed=seed + 1)
+    return compare(th.blocks, ms.blocks), compare(th.head_stats(), ms.head_stats())
+
+
+@pytest.mark.parametrize("data", ["real", "iid"])
+def test_theory_agrees_with_measurement_at_gpt2_init(data):
+    """Every block quantity within the Bonferroni threshold (standard errors over 12 networks)."""
+    x, y = _batches(16, 2)[data]
+    cfg = GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=63)
+    blocks, head = _check(cfg, x, y, 12, seed=11)
+    assert blocks.agrees, blocks.format(all_rows=False)
+    assert head.agrees, head.format()
+
+
+def test_the_same_check_fails_a_wrong_theory():
+    """Dropping LayerNorm's eps at std 0.002 (residual variance 8e-6 < eps) must be flagged."""
+    x, y = _batches(16, 2)["real"]
+    cfg = GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=63, init="scaled(0.002)",
+                    embd_std=0.002)
+    th = predict_transformer(cfg, x, y, samples=128, seed=5)
+    ms = measure_at_init(cfg, x, y, n_networks=12, seed=6)
+    right = compare(th.blocks, ms.blocks)
+    assert right.agrees, right.format(all_rows=False)
+    th_wrong = predict_transformer(cfg.replace(ln_eps=1e-12), x, y, samples=128, seed=5)
+    wrong = compare(th_wrong.blocks, ms.blocks)
+    assert not wrong.agrees
+    assert {q for q, _, _ in wrong.breakdowns()} >= {"q_var", "mlp_pre_var"}
+
+
+def test_collision_probability():
+    idx = np.array([[0, 0, 1, 2]])
+    assert collision_probability(idx) == pytest.approx(2 / 12)
+
+
+def test_bad_input_is_refused_in_one_line():
+    cfg = _tiny()
+    with pytest.raises(ValueError, match="prefix"):
+        predict_transformer(cfg, np.zeros((1, 5), int), prefix="nope")
+    with pytest.raises(ValueError, match="token ids"):
+        predict_transformer(cfg, np.full((1, 5), 9))
+    with pytest.raises(ValueError, match="n_networks"):
+        measure_at_init(cfg, np.zeros((1, 5), int), n_networks=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("label", ["gpt2 (std 0.02)", "xavier", "kaiming", "std 0.002", "std 0.2"])
+def test_study_cells_agree_depth_12(label):
+    from sigprop.compare import bonferroni_threshold
+    from sigprop.studies.transformer_init import _summaries, run_cell
+    batches = _batches(32, 4)
+    for rs in (True, False):
+        for data in ("real", "iid"):
+            th, ms, parts = run_cell(label, rs, 12, data, batches, 64, 4, 32, 24, 256, seed=0)
+            n = sum(c.n_comparisons for c in parts.values())
+            z = max(c.max_abs_z for c in parts.values())
+            assert z < bonferroni_threshold(n), {k: c.summary() for k, c in parts.items()}
+
+
+def test_prefix_assumption_repeated_tokens_matter_on_real_text():
+    """Attention output per position at block 1: the token-equality model agrees, 'no repeats' fails."""
+    x, y = _batches(64, 3)["real"]
+    cfg = GPTConfig(n_layer=1, n_head=2, n_embd=32, block_size=64, vocab_size=63)
+    ms = measure_at_init(cfg, x, y, n_networks=12, seed=3)
+    verdict = {}
+    for prefix in ("tokens", "collision", "none"):
+        th = predict_transformer(cfg, x, y, prefix=prefix, samples=128, seed=2)
+        verdict[prefix] = compare(th.position_stats(1), ms.position_stats(1), quantities=["attn_out_var"])
+    assert verdict["tokens"].agrees, verdict["tokens"].format(all_rows=False)
+    assert verdict["collision"].agrees, verdict["collision"].format(all_rows=False)
+    assert not verdict["none"].agrees
