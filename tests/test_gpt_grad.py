@@ -261,6 +261,14 @@ def test_whole_model_every_entry(init, embd_std, h):
     print(f"\nwhole model, init {init}: worst {_model_check(cfg, seed=3, h=h):.2e}")
 
 
+def test_whole_model_every_entry_mup():
+    """muP at 2x the base width: attention logits ~1/d and the tied head's output multiplier 1/r."""
+    cfg = GPTConfig(n_layer=2, n_head=2, n_embd=8, block_size=6, vocab_size=7, init="scaled(0.3)", embd_std=0.5,
+                    parametrization="mup", base_width=4, dtype="float64")
+    assert cfg.output_multiplier == 0.5
+    print(f"\nwhole model, muP r=2: worst {_model_check(cfg, seed=4, h=H_STEP):.2e}")
+
+
 def test_whole_model_sampled_entries_default_width():
     """A wider model (n_embd 32, 4 heads, 3 blocks): 60 random entries of every tensor larger than 60."""
     cfg = GPTConfig(n_layer=3, n_head=4, n_embd=32, block_size=8, vocab_size=13, init="scaled(0.2)", embd_std=0.5,

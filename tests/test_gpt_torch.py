@@ -95,6 +95,21 @@ def test_float64_loss_and_every_gradient_entry_match_pytorch(case, attention):
     assert worst <= F64_TOL, (worst, where)
 
 
+@pytest.mark.parametrize("attention", ["manual", "sdpa"])
+def test_mup_model_matches_pytorch_in_float64(attention):
+    """muP at 4x the base width: attention logits ~1/d and the tied head's 1/r multiplier, in both."""
+    cfg = GPTConfig(n_layer=2, n_head=2, n_embd=16, block_size=8, vocab_size=11, init="scaled(0.3)", embd_std=0.5,
+                    parametrization="mup", base_width=4, dtype="float64")
+    assert cfg.output_multiplier == 0.25 and cfg.attn_scale != 1 / math.sqrt(cfg.head_size)
+    p = init_params(cfg, seed=2)
+    idx, targets = _batch(cfg.vocab_size, 2, 8)
+    loss, grad = _ours(p, idx, targets)
+    ref_loss, ref_grad = loss_and_grad(p, idx, targets, attention=attention)
+    assert abs(loss - ref_loss) <= 1e-12 * ref_loss, (loss, ref_loss)
+    worst, where = _worst_relative(cfg, grad, ref_grad)
+    assert worst <= F64_TOL, (worst, where)
+
+
 def test_the_comparison_detects_a_small_change():
     """The check is sharp: gradients at weights moved by 1e-6 in one QKV entry (a perturbation far
     smaller than any plausible bug) already fail it, and the two PyTorch attentions pass it."""

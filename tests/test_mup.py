@@ -118,6 +118,9 @@ def test_gpt_parametrization_scales_init_rates_and_attention():
     assert sp_wide.attn_scale == pytest.approx(1 / 8) and mup_wide.attn_scale == pytest.approx(4 / 64)
     assert mup_wide.weight_std("h1.fc_w") == pytest.approx(base.weight_std("h1.fc_w") / 2)
     assert mup_wide.weight_std("wte") == sp_wide.weight_std("wte")
+    # the tied readout: muP's output std factor 1/r moved into a logit multiplier (1 at the base width)
+    assert base.output_multiplier == sp_wide.output_multiplier == mup_base.output_multiplier == 1.0
+    assert mup_wide.output_multiplier == pytest.approx(1 / 4)
     groups = dict(mup_wide.lr_segments())
     assert set(groups) == {1.0, 0.25}
     covered = sorted((int(a), int(b)) for segs in groups.values() for a, b, _ in segs)

@@ -86,7 +86,7 @@ class GPTConfig:
         ``r^-1/2`` and their AdamW learning rate by ``r^-1`` (``r = n_embd / base_width``), and uses
         attention logits ``q.k / d`` (scaled to equal ``1/sqrt(d)`` at the base head size) instead of
         ``q.k / sqrt(d)``. The embeddings (input weights) keep their std and rate. The readout is
-        tied to ``wte``, which muP would give an extra ``1/r`` output multiplier: not done here.
+        tied to ``wte``: its logits get muP's output multiplier (:attr:`output_multiplier`, ``1/r``).
     base_width : int or None
         The ``n_embd`` at which muP equals SP (None: this model's ``n_embd``).
     """
@@ -148,6 +148,23 @@ class GPTConfig:
         d0 = d if self.base_width is None else self.base_width // self.n_head
         mup_scale = attention_logit_scale("mup").numeric
         return float(mup_scale(d) / mup_scale(d0) * sp_scale(d0))
+
+    @property
+    def output_multiplier(self) -> float:
+        """Factor on the tied head's logits ``lnf(x) @ wte^T``: 1 in SP (GPT-2).
+
+        In muP the output weight's row of :func:`sigprop.symbolic.mup.scalings` (Adam) is
+        (multiplier, std, lr) = (1, r^-1, r^-1). The tied matrix is ``wte``, which keeps the
+        embedding's std and rate, so the abc symmetry (a, b, c) -> (a + theta, b - theta, c - theta)
+        with ``r^-theta`` = the std factor moves that factor into the multiplier: ``1/r``, and the rate
+        left over (lr / std) must be the embedding's (checked)."""
+        if self.parametrization == "sp":
+            return 1.0
+        mult, std, lr = (float(v) for v in self._mup_row("output_weight"))
+        _, std_in, lr_in = (float(v) for v in self._mup_row("input_weight"))
+        if not (math.isclose(std_in, 1.0) and math.isclose(lr / std, lr_in)):
+            raise ValueError("the tied head needs the output row's rate over its std to equal the embedding's")
+        return mult * std
 
     def lr_segments(self) -> list:
         """``[(lr factor, segments)]``: the AdamW segments (:meth:`decay_segments` rows) grouped by

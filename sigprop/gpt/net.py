@@ -132,8 +132,10 @@ class Net:
             np.matmul(self.fc_out[l], p[h + "fcproj_w"], out=self.tmp)
             K.residual_forward(a, self.tmp, p[h + "fcproj_b"], self.x[l + 1])
         K.layernorm_forward(self.x[-1], p["lnf_w"], p["lnf_b"], eps, self.lnf, *self.lnf_stats)
-        # tied head: logits = lnf(x_L) @ wte^T
+        # tied head: logits = m lnf(x_L) @ wte^T  (m = cfg.output_multiplier: 1 in SP, 1/r in muP)
         np.matmul(self.lnf, p["wte"].T, out=self.logits)
+        if cfg.output_multiplier != 1.0:
+            self.logits *= self.logits.dtype.type(cfg.output_multiplier)
         self.has_targets = targets is not None
         if not self.has_targets:
             return float("nan")
@@ -158,7 +160,9 @@ class Net:
         N = B * T
         dx, dln = self.dx, self.dln
         K.crossentropy_backward(self.probs, self.targets, 1.0 / N, self.dlogits)
-        # logits = lnf @ wte^T:  d lnf = dlogits @ wte,  d wte = dlogits^T @ lnf (the embedding adds to it)
+        if cfg.output_multiplier != 1.0:   # d(m z) = m dz: the multiplier goes into dlogits once
+            self.dlogits *= self.dlogits.dtype.type(cfg.output_multiplier)
+        # logits = m lnf @ wte^T:  d lnf = dlogits @ wte,  d wte = dlogits^T @ lnf (the embedding adds to it)
         np.matmul(self.dlogits, p["wte"], out=dln)
         np.matmul(self.dlogits.T, self.lnf, out=g["wte"])
         dx.fill(0)

@@ -92,10 +92,10 @@ def _module_class():
             # (B, T, 3C) -> three (B, H, T, hs): head h is columns h*hs..(h+1)*hs of q, k, v
             q, k, v = (u.reshape(B, T, H, hs).transpose(1, 2) for u in qkv.split(C, dim=-1))
             if self.attention == "sdpa":
-                y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.config.attn_scale)
             else:
-                # att = softmax(q k^T / sqrt(hs)) over s <= t;  y = att v
-                scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))
+                # att = softmax(q k^T * attn_scale) over s <= t (1/sqrt(hs) in SP, ~1/hs in muP);  y = att v
+                scores = (q @ k.transpose(-2, -1)) * self.config.attn_scale
                 scores = scores.masked_fill(~self.causal[:T, :T], float("-inf"))
                 y = torch.softmax(scores, dim=-1) @ v
             return y.transpose(1, 2).reshape(B, T, C)
@@ -115,6 +115,8 @@ def _module_class():
                 x = x + F.gelu(u @ blk.fc_w + blk.fc_b, approximate="tanh") @ blk.fcproj_w + blk.fcproj_b
             x = F.layer_norm(x, (C,), self.lnf_w, self.lnf_b, eps)
             logits = x @ self.wte.T
+            if cfg.output_multiplier != 1.0:      # muP's readout multiplier on the tied head
+                logits = logits * cfg.output_multiplier
             if targets is None:
                 return logits, None
             return logits, F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(B * T))
