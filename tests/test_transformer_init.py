@@ -150,18 +150,41 @@ def test_bad_input_is_refused_in_one_line():
         measure_at_init(cfg, np.zeros((1, 5), int), n_networks=1)
 
 
+#: Cells where theory and measurement disagree at 64 networks (the study's default grid, seed 0):
+#: the limits of the theory, measured. strict: a fix of the theory makes these tests fail (XPASS),
+#: so the marks go when the limit does.
+KNOWN_LIMITS = {
+    ("std 0.2", False, "real"): "large logits without residual scaling: the attention entropy is predicted "
+                                "low (block 2: 1.51 vs 1.56 +- 0.008 at depth 48, z 5.6 at depth 12)",
+    ("std 0.2", False, "iid"): "large logits without residual scaling: entropy predicted low (z 6.4 at block 2)",
+    ("gpt2 (std 0.02)", False, "real"): "residual variance without residual scaling 2.6% below the theory at "
+                                        "block 7 (0.005882 +- 3.7e-5 vs 0.00604, z 4.21 against 4.12): the "
+                                        "attention output variance is predicted a few % high",
+}
+
+
+def _cells():
+    for label in ("gpt2 (std 0.02)", "xavier", "kaiming", "std 0.002", "std 0.2"):
+        for rs in (True, False):
+            for data in ("real", "iid"):
+                marks = ([pytest.mark.xfail(strict=True, reason=KNOWN_LIMITS[label, rs, data])]
+                         if (label, rs, data) in KNOWN_LIMITS else [])
+                yield pytest.param(label, rs, data, marks=marks, id=f"{label.split(' (')[0]}-rs{int(rs)}-{data}")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("label", ["gpt2 (std 0.02)", "xavier", "kaiming", "std 0.002", "std 0.2"])
-def test_study_cells_agree_depth_12(label):
+@pytest.mark.parametrize("label,rs,data", list(_cells()))
+def test_study_cells_agree_depth_12(label, rs, data):
+    """The study's depth-12 grid as run by `sigprop study transformer-init --depths 12` (64 networks,
+    512 theory draws per sequence, seed 0): every quantity of the cell within the Bonferroni threshold
+    of all its comparisons. With 16-24 networks the standard errors of deep, few-direction quantities
+    are too noisy for a normal threshold (z is heavier-tailed); 64 networks are the study's default."""
     from sigprop.compare import bonferroni_threshold
-    from sigprop.studies.transformer_init import _summaries, run_cell
-    batches = _batches(32, 4)
-    for rs in (True, False):
-        for data in ("real", "iid"):
-            th, ms, parts = run_cell(label, rs, 12, data, batches, 64, 4, 32, 24, 256, seed=0)
-            n = sum(c.n_comparisons for c in parts.values())
-            z = max(c.max_abs_z for c in parts.values())
-            assert z < bonferroni_threshold(n), {k: c.summary() for k, c in parts.items()}
+    from sigprop.studies.transformer_init import run_cell
+    th, ms, parts = run_cell(label, rs, 12, data, _batches(32, 4), 64, 4, 32, 64, 512, seed=0)
+    n = sum(c.n_comparisons for c in parts.values())
+    z = max(c.max_abs_z for c in parts.values())
+    assert z < bonferroni_threshold(n), {k: c.summary() for k, c in parts.items()}
 
 
 def test_prefix_assumption_repeated_tokens_matter_on_real_text():

@@ -27,7 +27,8 @@ def _add_train(p):
     g.add_argument("--no-residual-scale", action="store_true",
                    help="do not scale the residual projections by 1/sqrt(2 n_layer)")
     g.add_argument("--parametrization", choices=("sp", "mup"), default="sp",
-                   help="width scaling of init, AdamW rates and attention scale (derivations/mup.md; default sp)")
+                   help="width scaling of init, AdamW rates, attention scale and readout multiplier "
+                        "(derivations/mup.md; default sp)")
     g.add_argument("--base-width", type=positive_int, default=None,
                    help="n_embd at which muP equals SP (default: this width)")
     g = p.add_argument_group("training")

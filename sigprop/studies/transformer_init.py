@@ -38,7 +38,7 @@ def add_arguments(p):
     p.add_argument("--batch", type=positive_int, default=None, help="sequences per token batch (default 4)")
     p.add_argument("--depths", type=positive_int, nargs="+", default=None, help="block counts (default 12 48; quick 2)")
     p.add_argument("--networks", type=int_at_least(2), default=None,
-                   help="random initialisations per cell (default 32; quick 8)")
+                   help="random initialisations per cell (default 64; quick 8)")
     p.add_argument("--samples", type=int_at_least(2), default=None,
                    help="theory's Gaussian draws per sequence (default 512; quick 128)")
 
@@ -90,7 +90,7 @@ def run(out, quick=False, seed=0, width=None, heads=None, block_size=None, batch
 
     width, heads = option("width", width, 64), option("heads", heads, 4)
     T, batch = option("block_size", block_size, 32), option("batch", batch, 4)
-    networks = option("networks", networks, 8 if quick else 32, lo=2)
+    networks = option("networks", networks, 8 if quick else 64, lo=2)
     samples = option("samples", samples, 128 if quick else 512, lo=2)
     if width % heads:
         raise ValueError(f"--width must be a multiple of --heads, got {width} and {heads}")
