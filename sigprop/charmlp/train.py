@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -34,6 +33,7 @@ import numpy as np
 
 from .._io import atomic_write_npz, atomic_write_text, dumps_json, from_fields, read_checked
 from ..activations import DEFAULT_SATURATION_THRESHOLD
+from .._checks import integer, positive
 from ..memory import check_fits
 from ..progress import Progress
 from ..spec import LayerStats, NetSpec
@@ -50,17 +50,7 @@ PROBE_BATCH = 2048
 RAW_DRAWS = 2 ** 22
 
 
-def _int(name, v, lo):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    return int(v)
-
-
-def _pos(name, v, allow_zero=False):
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v) \
-            or v < 0 or (v == 0 and not allow_zero):
-        raise ValueError(f"{name} must be a finite number {'>=' if allow_zero else '>'} 0, got {v!r}")
-    return float(v)
+_int, _pos = integer, positive
 
 
 @dataclass(frozen=True)

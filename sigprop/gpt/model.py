@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._checks import integer, positive
 from .._codegen import load_activation_module
 from .._jit import prefer_sleeping_threads
 from .._io import atomic_write_bytes, read_checked
@@ -46,17 +47,7 @@ HIDDEN_MATRICES = ("qkv_w", "proj_w", "fc_w", "fcproj_w")
 
 
 
-def _int(name, v, lo):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    return int(v)
-
-
-def _positive(name, v, allow_zero=False):
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v) \
-            or v < 0 or (v == 0 and not allow_zero):
-        raise ValueError(f"{name} must be a finite number {'>=' if allow_zero else '>'} 0, got {v!r}")
-    return float(v)
+_int, _positive = integer, positive
 
 
 @dataclass(frozen=True)

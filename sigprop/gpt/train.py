@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_write_bytes, atomic_write_text, dumps_json, read_checked
+from .._checks import in_range
 from ..progress import Progress
 from ..spec import LayerStats
 from .data import Corpus, batch_starts, get_batch, load_corpus
@@ -41,11 +42,7 @@ from .net import Net
 _CKPT_FORMAT = "sigprop.gpt.Checkpoint"
 
 
-def _num(name, v, lo=0.0, hi=math.inf, allow_lo=True):
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v) \
-            or v < lo or v > hi or (v == lo and not allow_lo):
-        raise ValueError(f"{name} must be a finite number in {'[' if allow_lo else '('}{lo}, {hi}], got {v!r}")
-    return float(v)
+_num = in_range
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,7 @@ import numba
 import numpy as np
 
 from .._codegen import cache_dir, load_generated
+from .._checks import integer
 from .._jit import prefer_sleeping_threads
 from ..activations import DEFAULT_SATURATION_THRESHOLD
 from ..memory import check_fits
@@ -170,10 +171,7 @@ def load_kernels(activations):
 
 
 # --- validation ---------------------------------------------------------------------------------
-def _check_int(name, v, lo):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    return int(v)
+_check_int = integer
 
 
 def _check_args(spec, n_networks, n_inputs, seed, dtype, c0, threshold):
