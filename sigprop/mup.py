@@ -187,6 +187,32 @@ def _fixed_batch(cfg, data):
     return np.ascontiguousarray(X[rows]), np.ascontiguousarray(Y[rows])
 
 
+def _setup(cfg: CoordCheckConfig, words=None):
+    """(base TrainConfig at the narrowest width, Data, fixed batch ctx, y)."""
+    from .charmlp.train import Data, TrainConfig
+    base = TrainConfig(layers=cfg.layers, width=cfg.widths[0], activation=cfg.activation, init=cfg.init,
+                       output_fix=cfg.output_fix, batch_size=cfg.batch_size, dtype=cfg.dtype,
+                       parametrization=cfg.parametrization, base_width=cfg.base_width, optimizer=cfg.optimizer,
+                       steps=cfg.steps, diag_every=0, checkpoint_every=0)
+    data = Data.build(base, words)
+    ctx, y = _fixed_batch(cfg, data)
+    return base, data, ctx, y
+
+
+def check_memory(config: CoordCheckConfig, words=None, _prepared=None) -> None:
+    """Raise ``ValueError`` (one line) when the widest model of ``config`` cannot fit in memory;
+    call it before writing any file."""
+    from .charmlp.train import _model
+    from .memory import check_fits
+    if _prepared is None:
+        base, data, ctx, _ = _setup(config, words)
+        _prepared = (base, data, ctx.shape[0])
+    base, data, B = _prepared
+    widest = _model(base.replace(width=config.widths[-1]), data.vocab)
+    check_fits(widest.memory_estimate(B) + 3 * 8 * widest.n_params,
+               f"a coordinate check at width {config.widths[-1]} with {config.layers} layers")
+
+
 def coord_check(config: CoordCheckConfig | None = None, progress: bool = True, words=None, **kwargs) -> CoordCheck:
     """Run a coordinate check.
 
@@ -206,8 +232,7 @@ def coord_check(config: CoordCheckConfig | None = None, progress: bool = True, w
     import time
 
     from .charmlp import kernels as Kc
-    from .charmlp.train import Data, TrainConfig, _model, _Workspace, initial_params
-    from .memory import check_fits
+    from .charmlp.train import _Workspace, initial_params
     from .progress import Progress
     if config is None:
         config = CoordCheckConfig(**kwargs)
@@ -215,16 +240,9 @@ def coord_check(config: CoordCheckConfig | None = None, progress: bool = True, w
         raise TypeError("give a CoordCheckConfig or keyword arguments, not both")
     cfg = config
     t0 = time.perf_counter()
-    base = TrainConfig(layers=cfg.layers, width=cfg.widths[0], activation=cfg.activation, init=cfg.init,
-                       output_fix=cfg.output_fix, batch_size=cfg.batch_size, dtype=cfg.dtype,
-                       parametrization=cfg.parametrization, base_width=cfg.base_width, optimizer=cfg.optimizer,
-                       steps=cfg.steps, diag_every=0, checkpoint_every=0)
-    data = Data.build(base, words)
-    ctx, y = _fixed_batch(cfg, data)
+    base, data, ctx, y = _setup(cfg, words)
     B = ctx.shape[0]
-    widest = _model(base.replace(width=cfg.widths[-1]), data.vocab)
-    check_fits(widest.memory_estimate(B) + 3 * 8 * widest.n_params,
-               f"a coordinate check at width {cfg.widths[-1]} with {cfg.layers} layers")
+    check_memory(cfg, words, _prepared=(base, data, B))
     names = _quantities(cfg.layers)
     L = cfg.layers
     rows = []

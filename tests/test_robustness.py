@@ -60,6 +60,17 @@ def test_simulations_that_cannot_fit_are_refused(tmp_path, argv, capsys):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("argv", [
+    ["coord-check", "--widths", "64", "100000000", "--no-progress"],
+    ["study", "transformer-init", "--quick", "--width", "100000000"],
+])
+def test_new_commands_that_cannot_fit_are_refused_before_any_file(tmp_path, argv, capsys):
+    out = tmp_path / "never"
+    assert main(argv + ["--out", str(out)]) == 2
+    _one_line_error(capsys, "needs about", "of memory", "available")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("flags", [["--width", "1000000000"], ["--batch-size", "100000000"]])
 def test_training_that_cannot_fit_is_refused(tmp_path, words_file, flags, capsys):
     out = tmp_path / "never"

@@ -38,7 +38,7 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from ..mup import CoordCheckConfig, coord_check
+    from ..mup import CoordCheckConfig, check_memory, coord_check
     from ..runfolder import prepare
     configs = [CoordCheckConfig(parametrization=p, optimizer=args.optimizer, widths=tuple(args.widths),
                                 seeds=tuple(range(args.seed, args.seed + args.seeds)), steps=args.steps, lr=args.lr,
@@ -47,6 +47,8 @@ def run(args) -> int:
                for p in dict.fromkeys(args.parametrization)]
     from ..activations import get_activation
     get_activation(args.activation)
+    for cfg in configs:
+        check_memory(cfg)
     out = prepare(args.out, {"command": "coord-check", "checks": [c.to_dict() for c in configs]},
                   overwrite=args.overwrite)
     for cfg in configs:

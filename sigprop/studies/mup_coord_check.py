@@ -17,12 +17,14 @@ def add_arguments(p):
 
 
 def run(out, quick=False, seed=0, widths=None, seeds=None, overwrite=False) -> StudyResult:
-    from ..mup import SLOPE_TOLERANCE, CoordCheckConfig, coord_check
+    from ..mup import SLOPE_TOLERANCE, CoordCheckConfig, check_memory, coord_check
     from ..symbolic.mup import update_exponents
     widths = tuple(sorted(set(widths))) if widths else tuple(64 * 2 ** k for k in range(5 if quick else 7))
     n_seeds = option("seeds", seeds, 2 if quick else 3)
     configs = [CoordCheckConfig(parametrization=p, optimizer="adam", widths=widths,
                                 seeds=tuple(range(seed, seed + n_seeds))) for p in ("sp", "mup")]
+    for cfg in configs:
+        check_memory(cfg)
     prepare(out, {"study": "mup-coord-check", "quick": quick, "checks": [c.to_dict() for c in configs]},
             overwrite=overwrite)
     figs, checks = [], {}

@@ -353,19 +353,26 @@ def analyse(dyn: list, rec: list, size: dict, out):
     """Figures, tables, headline numbers and the summary paragraph from the sweep results
     (``dyn``: the GPT-2 runs over seeds; ``rec``: ``(recipe, run)`` pairs of the other recipes)."""
     import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    from ..plots._figure import subplots
+
+    def figure(nrows, ncols, **kw):      # pyplot.subplots' squeezed axes, without pyplot (backend untouched)
+        fig, axes = subplots(nrows, ncols, **kw)
+        return fig, (axes.reshape(-1) if 1 in (nrows, ncols) else axes)
+    cmap = matplotlib.colormaps
 
     L, T = size["n_layer"], size["steps"]
     t_early = max(T // 10, 1)                      # the end of warmup
     steps = np.asarray(dyn[0]["steps"], float)
-    colors = plt.cm.viridis(np.linspace(0, 0.95, L))
+    colors = cmap["viridis"](np.linspace(0, 0.95, L))
     figs, tables, numbers = [], [], {}
     M = {b: block_metrics(dyn, b, t_early) for b in BLOCKS}
     stds = {b: np.array([c[f"{b}_std"] for c in dyn], float) for b in BLOCKS}    # (S, R, L)
 
     # (a) std vs step, one line per layer coloured by depth
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=False)
+    fig, axes = figure(1, 3, figsize=(15, 4.2), sharey=False)
     for ax, b in zip(axes, BLOCKS):
         mean = stds[b].mean(axis=0)
         for l in range(L):
@@ -377,12 +384,12 @@ def analyse(dyn: list, rec: list, size: dict, out):
         ax.set_title(f"{b.upper()} weight std (mean of {len(dyn)} seeds)")
         ax.legend(fontsize=8)
     axes[0].set_ylabel("std of the block")
-    sm = plt.cm.ScalarMappable(cmap="viridis", norm=plt.Normalize(0, L - 1))
+    sm = ScalarMappable(cmap="viridis", norm=Normalize(0, L - 1))
     fig.colorbar(sm, ax=axes, label="layer (depth)", fraction=0.02)
     figs.append(save_figure(fig, out, "qkv_std_vs_step"))
 
     # (b) layer x step heat map of the relative change from init
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = figure(1, 3, figsize=(15, 4.2))
     rel = {b: (stds[b] / stds[b][:, :1] - 1).mean(axis=0) for b in BLOCKS}
     vmax = max(np.nanmax(np.abs(r)) for r in rel.values())
     for ax, b in zip(axes, BLOCKS):
@@ -398,7 +405,7 @@ def analyse(dyn: list, rec: list, size: dict, out):
     # (c) histograms of one shallow and one deep layer at several steps (first seed)
     hist = dyn[0]["hist"]
     picks = sorted({0, int(np.searchsorted(steps, t_early)), int(np.searchsorted(steps, T / 3)), len(steps) - 1})
-    fig, axes = plt.subplots(2, 3, figsize=(15, 7))
+    fig, axes = figure(2, 3, figsize=(15, 7))
     for row, l in enumerate((0, L - 1)):
         for ax, b in zip(axes[row], BLOCKS):
             for j, i in enumerate(picks):
@@ -406,7 +413,7 @@ def analyse(dyn: list, rec: list, size: dict, out):
                 e, cnt = np.asarray(h["edges"]), np.asarray(h["counts"], float)
                 dens = cnt / (cnt.sum() * np.diff(e))
                 floor = 0.5 / (cnt.sum() * np.diff(e).max())          # empty bins: half a count
-                ax.stairs(np.maximum(dens, floor), e, color=plt.cm.plasma(j / max(len(picks) - 1, 1) * 0.85),
+                ax.stairs(np.maximum(dens, floor), e, color=cmap["plasma"](j / max(len(picks) - 1, 1) * 0.85),
                           label=f"step {int(steps[i])}")
             ax.set_yscale("log")
             ax.set_ylim(bottom=floor)
@@ -430,7 +437,7 @@ def analyse(dyn: list, rec: list, size: dict, out):
         f"per layer, mean ± se over {len(dyn)} seeds: early growth rate ln(std({t_early})/std(0)) per 100 steps, "
         f"the steps where 50% and 90% of the final change are reached, final std / initial std")))
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = figure(1, 3, figsize=(15, 4.2))
     for j, b in enumerate(BLOCKS):
         for ax, key, scale in ((axes[0], "growth", 100), (axes[1], "t90", 1)):
             m, se = mean_se(M[b][key] * scale)
@@ -478,7 +485,7 @@ def analyse(dyn: list, rec: list, size: dict, out):
     # item 4: recipes (the GPT-2 row is the first seed of the dynamics sweep)
     runs = [("gpt2", dyn[0])] + list(rec)
     rrows = []
-    fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
+    fig, axes = figure(2, 2, figsize=(13, 8.5))
     for j, (name, c) in enumerate(runs):
         loss = np.asarray(c["losses"], float)
         w = max(len(loss) // 50, 1)
@@ -507,7 +514,7 @@ def analyse(dyn: list, rec: list, size: dict, out):
         ax.legend(fontsize=7)
     fig.tight_layout()
     figs.append(save_figure(fig, out, "recipes"))
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
+    fig, axes = figure(1, 3, figsize=(15, 4.3))
     for ax, b in zip(axes, BLOCKS):
         for j, (name, c) in enumerate(runs):
             st, sd = np.asarray(c["steps"], float), np.asarray(c[f"{b}_std"], float)
@@ -527,7 +534,7 @@ def analyse(dyn: list, rec: list, size: dict, out):
     numbers["recipes"] = {r[0]: {"final_val": r[3], "diverged": r[4] == "yes"} for r in rrows}
 
     # item 5: the Adam drift / random-walk model
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    fig, axes = figure(2, 3, figsize=(15, 8))
     mrows = []
     late = steps >= t_early
     styles = {"walk": "-", "sign": ":", "walk_measured": "--", "drift_only": "-."}

@@ -77,6 +77,13 @@ def run_cell(label, rs, depth, data, batches, width, heads, T, networks, samples
     return th, ms, _compare_cell(th, ms)
 
 
+def memory_estimate(width, T, batch, samples, depth) -> float:
+    """Bytes of one cell, roughly: the theory's Gaussian draws (a few arrays of batch x samples x
+    T x width) and one float64 network with its activations and gradients (about 30 per block)."""
+    params = depth * 12 * width * width + 63 * width + T * width
+    return 8.0 * (3 * batch * samples * T * width + 3 * params + 30 * depth * batch * T * width)
+
+
 def _cell_name(label, rs, depth, data):
     return f"{label.split(' ')[0]}{label.split(' ')[1] if label.startswith('std') else ''}_rs{int(rs)}_L{depth}_{data}"
 
@@ -102,6 +109,9 @@ def run(out, quick=False, seed=0, width=None, heads=None, block_size=None, batch
     config = {"study": "transformer-init", "quick": quick, "seed": seed, "width": width, "heads": heads,
               "block_size": T, "batch": batch, "networks": networks, "samples": samples, "depths": list(depths),
               "settings": {k: SETTINGS[k] for k in labels}}
+    from ..memory import check_fits
+    check_fits(memory_estimate(width, T, batch, samples, max(depths)),
+               f"transformer-init at width {width}, depth {max(depths)}, {samples} draws per sequence")
     out = prepare(out, config, overwrite=overwrite)
     batches = token_batches(63, T, batch, seed)
     rows, figs, results = [], [], {}
