@@ -16,11 +16,14 @@ Usage::
 
     python benchmarks/gpt_speed.py [--dtype float32] [--repeat 7] [--steps 3] [--threads N]
                                    [--clock wall|cpu] [--breakdown] [--val-steps N] [--no-start-times]
+                                   [--blas-timeout E]
 
 ``--clock cpu`` times by the process's CPU time: with ``--threads 1`` that is the work each
 contender does, unaffected by other processes on a loaded machine (with more threads it counts
 spin-waiting too). ``--breakdown`` also prints sigprop's ms per step in every kernel and in the
-BLAS products.
+BLAS products. ``--blas-timeout E`` lets numpy's OpenBLAS workers sleep after 2**E spinning
+cycles instead of OpenBLAS's ~0.1 s, so that they leave the cores to the numba kernels between
+two products (process-wide, all contenders alike).
 """
 from __future__ import annotations
 
@@ -39,6 +42,9 @@ def main(argv=None) -> int:
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                    help="wall time, or process CPU time (meaningful with --threads 1 on a loaded machine)")
     p.add_argument("--breakdown", action="store_true", help="also print sigprop's time per operation")
+    p.add_argument("--blas-timeout", type=int, default=None, metavar="E",
+                   help="numpy's OpenBLAS workers spin 2**E cycles after a product before sleeping "
+                        "(4..30; OpenBLAS default 28, ~0.1 s; every contender in this process)")
     p.add_argument("--no-start-times", action="store_true", help="skip the fresh/cached start times")
     args = p.parse_args(argv)
     if args.repeat < 1 or args.steps < 1 or args.threads < 1 or args.val_steps < 0:
@@ -54,6 +60,10 @@ def main(argv=None) -> int:
     except ImportError:
         have_torch = False
     threads = bench.set_threads(args.threads, torch=have_torch)
+    if args.blas_timeout is not None:
+        if not 4 <= args.blas_timeout <= 30:
+            p.error("--blas-timeout must be in [4, 30]")
+        threads["BLAS spin 2^"] = args.blas_timeout if bench.set_blas_thread_timeout(args.blas_timeout) else "unchanged"
     print(f"threads: {', '.join(f'{k} {v}' for k, v in threads.items())} (cores: {os.cpu_count()}); "
           f"dtype {args.dtype}; {args.clock} clock; median of {args.repeat} rounds x {args.steps} steps, "
           f"contenders interleaved"

@@ -162,6 +162,31 @@ def test_activation_and_bias(rng):
     assert np.abs(out - ref).max() <= 1e-14 * np.abs(ref).max()
 
 
+def test_activation_float32_stays_float32(rng):
+    """The float32 kernels compute the GELU in float32 (the sympy constants cast to the argument's
+    type, not promoting it to float64) and agree with the float64 kernel to float32 rounding:
+    a few ulps of the formula's largest term."""
+    import numba
+    N, C = 64, 48
+    pre64, b64 = rng.normal(size=(N, C)) * 3, rng.normal(size=C)
+    out64 = np.empty((N, C))
+    pre32, b32 = pre64.astype(np.float32), b64.astype(np.float32)
+    out32 = np.empty((N, C), np.float32)
+    pre64[...] = pre32 + b32   # the same inputs (their float32 sum) in float64
+    x = pre32 + b32
+    K.activation_forward(pre64, np.zeros(C), out64)
+    K.activation_forward(pre32, b32, out32)
+    sig = numba.typeof(np.float32(0))
+    K.phi_dphi(np.float32(0.5))
+    assert K.phi_dphi.overloads[(sig,)].signature.return_type == numba.types.UniTuple(sig, 2)
+    # rounding bound per entry: a few ulps of the formula's largest term (x^3 in phi'; 1 - tanh^2
+    # cancels, so phi' near its tails has absolute, not relative, float32 accuracy)
+    bound = 8 * np.finfo(np.float32).eps * (1 + np.abs(x).astype(np.float64) ** 3)
+    assert (np.abs(out32 - out64) <= bound).all()
+    assert (np.abs(pre32 - pre64) <= bound).all()
+    assert np.abs(x).max() > 6   # the inputs reach the tails
+
+
 def test_bias_and_residual(rng):
     N, C = 5, 3
     res, y0, b = rng.normal(size=(N, C)), rng.normal(size=(N, C)), rng.normal(size=C)

@@ -135,3 +135,29 @@ def test_same_bits_on_any_number_of_threads():
         numba.set_num_threads(n)
     assert np.array_equal(runs[0].losses, runs[1].losses)
     assert np.array_equal(runs[0].params.theta, runs[1].params.theta)
+
+
+def test_blas_thread_timeout_setting_keeps_products_right():
+    """bench.set_blas_thread_timeout restarts numpy's OpenBLAS thread pool; products computed on the
+    restarted pool equal those before, and a bad exponent is refused before anything changes."""
+    import os
+    from sigprop.gpt.bench import set_blas_thread_timeout
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((300, 200)), rng.standard_normal((200, 400))
+    before = a @ b
+    saved = os.environ.get("OPENBLAS_THREAD_TIMEOUT")
+    with pytest.raises(ValueError, match="timeout exponent"):
+        set_blas_thread_timeout(3)
+    try:
+        changed = set_blas_thread_timeout(4)
+        assert changed in (True, False)
+        if changed:
+            assert os.environ["OPENBLAS_THREAD_TIMEOUT"] == "4"
+        assert np.array_equal(a @ b, before)
+    finally:
+        set_blas_thread_timeout(int(saved) if saved and 4 <= int(saved) <= 30 else 28)   # as before (28: OpenBLAS's default)
+        if saved is None:
+            os.environ.pop("OPENBLAS_THREAD_TIMEOUT", None)
+        else:
+            os.environ["OPENBLAS_THREAD_TIMEOUT"] = saved
+    assert np.array_equal(a @ b, before)

@@ -55,6 +55,34 @@ def _openblas_calls():
     return None
 
 
+def _openblas_lib():
+    """ctypes handle of the OpenBLAS numpy loaded, or None."""
+    import ctypes
+    libs = glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "*openblas*"))
+    return ctypes.CDLL(libs[0]) if libs else None
+
+
+def set_blas_thread_timeout(exponent: int) -> bool:
+    """Let numpy's OpenBLAS worker threads spin about ``2**exponent`` CPU cycles after a product
+    before they sleep (OpenBLAS's ``OPENBLAS_THREAD_TIMEOUT``, 4..30; its default 28 is ~0.1 s).
+
+    While a worker spins it holds a core that the numba kernels between two products could use
+    (after one product a worker used 17-29 ms of CPU within the next 50 ms, measured on the
+    shared 2-core machine). Process-wide: sets the variable, makes OpenBLAS read it again and
+    restarts its thread pool (OpenBLAS exports ``openblas_read_env`` and
+    ``blas_thread_shutdown_``; the pool starts again at the next product). Returns False when
+    numpy's OpenBLAS is not found or lacks these calls (nothing changed)."""
+    if not 4 <= int(exponent) <= 30:
+        raise ValueError(f"the OpenBLAS thread timeout exponent must be in [4, 30], got {exponent}")
+    lib = _openblas_lib()
+    if lib is None or not (hasattr(lib, "openblas_read_env") and hasattr(lib, "blas_thread_shutdown_")):
+        return False
+    os.environ["OPENBLAS_THREAD_TIMEOUT"] = str(int(exponent))
+    lib.openblas_read_env()
+    lib.blas_thread_shutdown_()
+    return True
+
+
 def set_threads(n: int, torch=True) -> dict:
     """Use ``n`` threads in numba, numpy's BLAS and (if importable) PyTorch; the counts in effect."""
     import numba

@@ -18,9 +18,23 @@ import math as _libm
 
 import numba
 import numpy as np
-from numba import prange
+from numba import prange, types
+from numba.extending import overload
 
 from sigprop._jit import CONTRACT_JIT, FAST_JIT, JIT, PARALLEL_FAST_JIT, PARALLEL_JIT
+
+def _like(x, c):
+    """The constant ``c`` in the float type of ``x`` (the typed activation source's constants:
+    :func:`sigprop.gpt.model.typed_fused_source`)."""
+    return c
+
+
+@overload(_like, jit_options=JIT)
+def _like_numba(x, c):
+    if isinstance(x, types.Float) and x.bitwidth == 32:
+        return lambda x, c: np.float32(c)
+    return lambda x, c: np.float64(c)
+
 
 # --- activation: begin (replaced by sigprop.gpt.model.load_kernels with the activation's numba source)
 import sigprop.charmlp.vmath as math  # noqa: E402  (vectorisable exp/tanh; every other name is math's)

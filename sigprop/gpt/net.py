@@ -48,6 +48,8 @@ class Net:
         if batch < 1:
             raise ValueError(f"batch must be >= 1, got {batch}")
         self.B, self.T = B, T = int(batch), T
+        # the config's derived scalars, evaluated once (attn_scale goes through sympy: ~40 us a call)
+        self.attn_scale, self.output_multiplier = config.attn_scale, config.output_multiplier
         L, C, H, V = config.n_layer, config.n_embd, config.n_head, config.vocab_size
         N = B * T
         dt = config.np_dtype
@@ -122,7 +124,7 @@ class Net:
             K.layernorm_forward(x, p[h + "ln1_w"], p[h + "ln1_b"], eps, self.ln1[l], *self.ln1_stats[l])
             np.matmul(self.ln1[l], p[h + "qkv_w"], out=self.qkv[l])
             K.bias_forward(self.qkv[l], p[h + "qkv_b"])
-            K.attention_forward(self.qkv[l], B, T, H, cfg.attn_scale, self.att[l], self.atty[l], self.head_scratch)
+            K.attention_forward(self.qkv[l], B, T, H, self.attn_scale, self.att[l], self.atty[l], self.head_scratch)
             np.matmul(self.atty[l], p[h + "proj_w"], out=self.tmp)
             K.residual_forward(x, self.tmp, p[h + "proj_b"], a)
             # MLP: x_next = a + phi(ln2(a) @ fc_w + fc_b) @ fcproj_w + fcproj_b
@@ -134,8 +136,8 @@ class Net:
         K.layernorm_forward(self.x[-1], p["lnf_w"], p["lnf_b"], eps, self.lnf, *self.lnf_stats)
         # tied head: logits = m lnf(x_L) @ wte^T  (m = cfg.output_multiplier: 1 in SP, 1/r in muP)
         np.matmul(self.lnf, p["wte"].T, out=self.logits)
-        if cfg.output_multiplier != 1.0:
-            self.logits *= self.logits.dtype.type(cfg.output_multiplier)
+        if self.output_multiplier != 1.0:
+            self.logits *= self.logits.dtype.type(self.output_multiplier)
         self.has_targets = targets is not None
         if not self.has_targets:
             return float("nan")
@@ -160,8 +162,8 @@ class Net:
         N = B * T
         dx, dln = self.dx, self.dln
         K.crossentropy_backward(self.probs, self.targets, 1.0 / N, self.dlogits)
-        if cfg.output_multiplier != 1.0:   # d(m z) = m dz: the multiplier goes into dlogits once
-            self.dlogits *= self.dlogits.dtype.type(cfg.output_multiplier)
+        if self.output_multiplier != 1.0:   # d(m z) = m dz: the multiplier goes into dlogits once
+            self.dlogits *= self.dlogits.dtype.type(self.output_multiplier)
         # logits = m lnf @ wte^T:  d lnf = dlogits @ wte,  d wte = dlogits^T @ lnf (the embedding adds to it)
         np.matmul(self.dlogits, p["wte"], out=dln)
         np.matmul(self.dlogits.T, self.lnf, out=g["wte"])
@@ -183,7 +185,7 @@ class Net:
             K.bias_backward(dx, g[h + "proj_b"], self.partial_c)
             np.matmul(self.atty[l].T, dx, out=g[h + "proj_w"])
             np.matmul(dx, p[h + "proj_w"].T, out=self.datty)
-            K.attention_backward(self.datty, self.qkv[l], self.att[l], B, T, H, cfg.attn_scale, self.dqkv,
+            K.attention_backward(self.datty, self.qkv[l], self.att[l], B, T, H, self.attn_scale, self.dqkv,
                                  self.head_scratch, self.datt_scratch)
             K.bias_backward(self.dqkv, g[h + "qkv_b"], self.partial_3c)
             np.matmul(self.ln1[l].T, self.dqkv, out=g[h + "qkv_w"])
