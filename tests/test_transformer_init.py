@@ -99,6 +99,57 @@ def test_sampled_entropy_matches_the_derived_small_logit_formula():
     np.testing.assert_allclose(deficit_theory[1:], deficit_formula[1:], rtol=0.1)
 
 
+def test_tabulated_expectation_matches_adaptive_quadrature():
+    from sigprop.theory import gaussian_expectation, moments_of
+    from sigprop.theory.transformer import tabulated_expectation
+    m = moments_of("gelu_tanh")
+    rng = np.random.default_rng(0)
+    for lo, hi in ((0.9, 1.0), (1e-6, 3.0)):
+        q = np.exp(rng.uniform(math.log(lo), math.log(hi), 5000))
+        for f in (m.phi, lambda h: m.phi(h) ** 2, lambda h: m.dphi(h) ** 2):
+            exact = gaussian_expectation(f, q, m.centers)
+            np.testing.assert_allclose(tabulated_expectation(f, q, m.centers), exact, rtol=1e-8)
+
+
+def test_entropy_fluctuation_gap_against_quadrature():
+    """Two positions, logit correlation c = 0.4 +- 0.3 (two values): the mean entropy minus the entropy at
+    the mean correlation, by Gauss-Hermite quadrature, tends to 3 sigma^4 Var(c) / 16, its error O(sigma^2)."""
+    from numpy.polynomial.hermite_e import hermegauss
+
+    from sigprop.symbolic.transformer import entropy_fluctuation_gap
+    xi, w = hermegauss(80)
+    w = w / math.sqrt(2 * math.pi)
+
+    def mean_entropy(sig2, c):
+        delta = math.sqrt(2 * sig2 * (1 - c)) * xi
+        p = 1 / (1 + np.exp(-delta))
+        return float(w @ -(p * np.log(p) + (1 - p) * np.log1p(-p)))
+    errors = []
+    for sig2 in (0.04, 0.02, 0.01):
+        gap = 0.5 * (mean_entropy(sig2, 0.1) + mean_entropy(sig2, 0.7)) - mean_entropy(sig2, 0.4)
+        errors.append(gap / entropy_fluctuation_gap().numeric(sig2, 0.09) - 1)
+    assert abs(errors[-1]) < 0.05
+    assert 1.6 < errors[0] / errors[1] < 2.4 and 1.6 < errors[1] / errors[2] < 2.4     # O(sigma^2)
+
+
+def test_population_covariance_fixes_block_two_entropy_at_std_0_2():
+    """std 0.2 without residual scaling, i.i.d. tokens: the block-2 entropy of 128 networks against the
+    theory (se of both combined). Each network's residual covariance after block 1 depends on its own
+    4 heads' near-hard attention; the mean covariance misses that (z ~ -6.8), the population does not
+    (z ~ -2.5: 1% low, the part the population's independent redraws of the d-dimensional Gram miss)."""
+    x, y = _batches(16, 4)["iid"]
+    cfg = GPTConfig(n_layer=2, n_head=4, n_embd=64, block_size=16, vocab_size=63, init="scaled(0.2)",
+                    residual_scale=False, embd_std=0.2, dtype="float64")
+    ms = measure_at_init(cfg, x, y, n_networks=128, seed=3)
+    z = {}
+    for cov in ("population", "mean"):
+        th = predict_transformer(cfg, x, y, samples=256, seed=4, covariance=cov)
+        se = np.hypot(ms.blocks.se["entropy"], th.blocks.se["entropy"])
+        z[cov] = (th.blocks["entropy"] - ms.blocks["entropy"]) / se
+    assert np.all(np.abs(z["population"]) < 4), z
+    assert abs(z["mean"][0]) < 4 and z["mean"][1] < -5, z
+
+
 def _batches(T, B, seed=0):
     from sigprop.studies.transformer_init import token_batches
     return token_batches(63, T, B, seed)
@@ -146,6 +197,8 @@ def test_bad_input_is_refused_in_one_line():
         predict_transformer(cfg, np.zeros((1, 5), int), prefix="nope")
     with pytest.raises(ValueError, match="token ids"):
         predict_transformer(cfg, np.full((1, 5), 9))
+    with pytest.raises(ValueError, match="covariance"):
+        predict_transformer(cfg, np.zeros((1, 5), int), covariance="nope")
     with pytest.raises(ValueError, match="n_networks"):
         measure_at_init(cfg, np.zeros((1, 5), int), n_networks=1)
 
