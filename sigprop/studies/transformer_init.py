@@ -79,9 +79,12 @@ def run_cell(label, rs, depth, data, batches, width, heads, T, networks, samples
 
 def memory_estimate(width, T, batch, samples, depth) -> float:
     """Bytes of one cell, roughly: the theory's Gaussian draws (a few arrays of batch x samples x
-    T x width) and one float64 network with its activations and gradients (about 30 per block)."""
+    T x width), its population of covariances (about 20 arrays of batch x samples x T x T while the
+    MLP kernel is evaluated) and one float64 network with its activations and gradients (about 30 per
+    block)."""
     params = depth * 12 * width * width + 63 * width + T * width
-    return 8.0 * (3 * batch * samples * T * width + 3 * params + 30 * depth * batch * T * width)
+    return 8.0 * (3 * batch * samples * T * width + 20 * batch * samples * T * T + 3 * params
+                  + 30 * depth * batch * T * width)
 
 
 def _cell_name(label, rs, depth, data):

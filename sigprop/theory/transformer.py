@@ -414,7 +414,7 @@ def predict_transformer(config, idx, targets=None, prefix: str = "tokens", sampl
     pos_se = {k: np.zeros((L, T)) for k in POSITION_QUANTITIES}
     saved, covs = [], []
     pop = covariance == "population"
-    B = idx.shape[0]
+    B = K.shape[0]                                              # 1 for the homogeneous prefix models
     if pop:
         Kp = np.repeat(K[:, None], samples, axis=1)             # (B, M, T, T): one K per virtual network
     for l in range(L):
