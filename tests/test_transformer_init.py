@@ -136,17 +136,18 @@ def test_population_covariance_fixes_block_two_entropy_at_std_0_2():
     """std 0.2 without residual scaling, i.i.d. tokens: the block-2 entropy of 128 networks against the
     theory (se of both combined). Each network's residual covariance after block 1 depends on its own
     4 heads' near-hard attention; the mean covariance misses that (z ~ -6.8), the population does not
-    (z ~ -2.5: 1% low, the part the population's independent redraws of the d-dimensional Gram miss)."""
+    (z ~ -2.5: 1% low, the part the population's independent redraws of the d-dimensional Gram miss);
+    carrying the sampled residual vectors from block to block keeps that part too."""
     x, y = _batches(16, 4)["iid"]
     cfg = GPTConfig(n_layer=2, n_head=4, n_embd=64, block_size=16, vocab_size=63, init="scaled(0.2)",
                     residual_scale=False, embd_std=0.2, dtype="float64")
     ms = measure_at_init(cfg, x, y, n_networks=128, seed=3)
     z = {}
-    for cov in ("population", "mean"):
+    for cov in ("population", "carried", "mean"):
         th = predict_transformer(cfg, x, y, samples=256, seed=4, covariance=cov)
         se = np.hypot(ms.blocks.se["entropy"], th.blocks.se["entropy"])
         z[cov] = (th.blocks["entropy"] - ms.blocks["entropy"]) / se
-    assert np.all(np.abs(z["population"]) < 4), z
+    assert np.all(np.abs(z["population"]) < 4) and np.all(np.abs(z["carried"]) < 4), z
     assert abs(z["mean"][0]) < 4 and z["mean"][1] < -5, z
 
 

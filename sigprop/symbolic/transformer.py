@@ -226,7 +226,13 @@ def entropy_fluctuation_gap() -> Derivation:
               "matrices (fresh query and key weights: given the LayerNorm outputs the logits are exactly "
               "Gaussian, so this is exact), measured 1.560 +- 0.005. The rest (0.166 against 0.187) is the "
               "correlation between blocks that independent draws per block leave out: a network's "
-              "embeddings are the same vectors in every block, and a head that attends hard copies them.",
+              "embeddings are the same vectors in every block, and a head that attends hard copies them. "
+              "It grows with depth when the residual scaling keeps each block's own contribution small "
+              "(std 0.2 with residual scaling, block 12: spread measured 0.148, population 0.094, mean "
+              "covariance 0.085), and the entropy of deep blocks stays 1-3% low (depth 48, block 31: 1.796 "
+              "against 1.854 +- 0.014). Carrying each draw's sampled residual vectors from block to block "
+              "(`covariance='carried'`; only the MLP's hidden layer stays mean-field) keeps it: depth 12, "
+              "block 8, entropy 1.721 (population), 1.749 (carried), measured 1.765 +- 0.012.",
               None))
     return Derivation("entropy_fluctuation_gap", gap, (sigma2, var_c), numeric_function((sigma2, var_c), gap),
                       steps=steps)
