@@ -105,7 +105,7 @@ def test_tabulated_expectation_matches_adaptive_quadrature():
     m = moments_of("gelu_tanh")
     rng = np.random.default_rng(0)
     for lo, hi in ((0.9, 1.0), (1e-6, 3.0)):
-        q = np.exp(rng.uniform(math.log(lo), math.log(hi), 5000))
+        q = np.exp(rng.uniform(math.log(lo), math.log(hi), 1000))
         for f in (m.phi, lambda h: m.phi(h) ** 2, lambda h: m.dphi(h) ** 2):
             exact = gaussian_expectation(f, q, m.centers)
             np.testing.assert_allclose(tabulated_expectation(f, q, m.centers), exact, rtol=1e-8)
@@ -215,6 +215,10 @@ def test_bad_input_is_refused_in_one_line():
 #: 0.006019 +- 2.3e-5, |z| < 0.7). What remains inside the threshold: at std 0.2 the entropy of blocks
 #: >= 2 is still predicted 1-2.5% low (z down to -3.6: block 8, 1.721 against 1.765 +- 0.012, residual
 #: scaling on, real text), the between-network spread the population misses (derivations/transformer.md).
+#: Depth 48 (study, not this test; threshold 4.33): std 0.2 no scaling i.i.d. 6.44 -> 3.95, scaling on i.i.d.
+#: 4.37 -> 4.23, gpt2 no scaling real 4.21 -> 4.07, but std 0.2 scaling on real 3.54 -> 4.36 (entropy of
+#: block 30: 1.803 against 1.861 +- 0.013, 1.812 with the mean covariance): deep in a residual-scaled stack
+#: the population does not help; covariance="carried" keeps the missing block-to-block persistence.
 KNOWN_LIMITS = {}
 
 

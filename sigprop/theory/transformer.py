@@ -439,7 +439,14 @@ def predict_transformer(config, idx, targets=None, prefix: str = "tokens", sampl
     causal = np.tril(np.ones((T, T), dtype=bool))
 
     out = {k: np.zeros(L) for k in BLOCK_QUANTITIES}
-    out_se = {k: np.zeros(L) for k in ("entropy", "attn_out_var", "grad_var")}
+    out_se = {k: np.zeros(L) for k in BLOCK_QUANTITIES}
+
+    def member_mean(key, l, a):
+        """Block value and standard error from per-member values a (B, M, ...): the population's mean and
+        the spread of its members' means over sqrt(M)."""
+        per = a.reshape(a.shape[0], a.shape[1], -1).mean(axis=(0, 2))
+        out[key][l] = per.mean()
+        out_se[key][l] = per.std(ddof=1) / math.sqrt(per.size)
     pos = {k: np.zeros((L, T)) for k in POSITION_QUANTITIES}
     pos_se = {k: np.zeros((L, T)) for k in POSITION_QUANTITIES}
     saved, covs = [], []
@@ -458,6 +465,8 @@ def predict_transformer(config, idx, targets=None, prefix: str = "tokens", sampl
         covs.append(K)
         qdiag = np.einsum("btt->bt", K)
         out["resid_var"][l] = qdiag.mean()
+        if pop:
+            member_mean("resid_var", l, np.einsum("bmtt->bmt", Kp))
         if carried:
             U1 = _layernorm_samples(Xp, eps)
             G1p = np.einsum("bmti,bmsi->bmts", U1, U1) / d
@@ -474,6 +483,11 @@ def predict_transformer(config, idx, targets=None, prefix: str = "tokens", sampl
         out["q_var"][l] = out["k_var"][l] = out["v_var"][l] = Sd.mean()
         lv = logit_var_of(Sd[:, :, None], Sd[:, None, :])
         out["logit_var"][l] = lv[:, causal].mean()
+        if pop:
+            Sdp = sd["qkv"] ** 2 * d * np.einsum("bmtt->bmt", G1p.reshape(B, samples, T, T))
+            for key in ("q_var", "k_var", "v_var"):
+                member_mean(key, l, Sdp)
+            member_mean("logit_var", l, logit_var_of(Sdp[..., :, None], Sdp[..., None, :])[..., causal])
         if carried:
             rng = np.random.default_rng(ss[2 * l])
             Hent, Kop, Ycat = _population_attention(G1p, sd["qkv"], sd["o"], d, H, hs, rng, gram, U=U1)
@@ -509,10 +523,10 @@ def predict_transformer(config, idx, targets=None, prefix: str = "tokens", sampl
             Shp = sd["fc"] ** 2 * np.einsum("bmti,bmsi->bmts", U2, U2).reshape(B * samples, T, T)
             del U2
             qhp = np.einsum("btt->bt", Shp)
-            out["mlp_pre_var"][l] = qhp.mean()
-            out["gelu_mean"][l] = tabulated_expectation(phi, qhp, act.centers).mean()
+            member_mean("mlp_pre_var", l, qhp.reshape(B, samples, T))
+            member_mean("gelu_mean", l, tabulated_expectation(phi, qhp, act.centers).reshape(B, samples, T))
             Kphi = bivariate_kernel(phi, Shp, n_nodes, kinks=act.centers)
-            out["gelu_sq"][l] = np.einsum("btt->bt", Kphi).mean()
+            member_mean("gelu_sq", l, np.einsum("btt->bt", Kphi).reshape(B, samples, T))
             Xp = Ap + _gaussian_rows(sd["fp"] ** 2 * 4 * d * Kphi.reshape(B, samples, T, T), d, rng)
             Sh = Shp.reshape(B, samples, T, T).mean(axis=1)
             _, r2, a2, b2 = _layernorm(K + Ko, d, eps)
@@ -523,10 +537,10 @@ def predict_transformer(config, idx, targets=None, prefix: str = "tokens", sampl
             G2p, r2, a2, b2 = _layernorm(Kap, d, eps)
             Shp = sd["fc"] ** 2 * d * G2p
             qhp = np.einsum("btt->bt", Shp)
-            out["mlp_pre_var"][l] = qhp.mean()
-            out["gelu_mean"][l] = tabulated_expectation(phi, qhp, act.centers).mean()
+            member_mean("mlp_pre_var", l, qhp.reshape(B, samples, T))
+            member_mean("gelu_mean", l, tabulated_expectation(phi, qhp, act.centers).reshape(B, samples, T))
             Kphi = bivariate_kernel(phi, Shp, n_nodes, kinks=act.centers)
-            out["gelu_sq"][l] = np.einsum("btt->bt", Kphi).mean()
+            member_mean("gelu_sq", l, np.einsum("btt->bt", Kphi).reshape(B, samples, T))
             Kp = (Kap + sd["fp"] ** 2 * 4 * d * Kphi).reshape(B, samples, T, T)
             Sh = Shp.reshape(B, samples, T, T).mean(axis=1)
             r2, a2, b2 = (z.reshape(B, samples, T).mean(axis=1) for z in (r2, a2, b2))
