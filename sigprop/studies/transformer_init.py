@@ -41,6 +41,9 @@ def add_arguments(p):
                    help="random initialisations per cell (default 64; quick 8)")
     p.add_argument("--samples", type=int_at_least(2), default=None,
                    help="theory's Gaussian draws per sequence (default 512; quick 128)")
+    p.add_argument("--covariance", choices=("population", "carried", "mean"), default=None,
+                   help="theory's residual covariance: one per sampled network (default), each draw's sampled "
+                        "residual vectors carried through the blocks, or the mean (predict_transformer)")
 
 
 def token_batches(vocab_size, T, batch, seed):
@@ -63,7 +66,8 @@ def _compare_cell(th, ms):
     return parts
 
 
-def run_cell(label, rs, depth, data, batches, width, heads, T, networks, samples, seed, prefix="tokens"):
+def run_cell(label, rs, depth, data, batches, width, heads, T, networks, samples, seed, prefix="tokens",
+             covariance="population"):
     """Theory and measurement of one cell; returns (theory, measurement, {part: Comparison})."""
     from ..gpt.model import GPTConfig
     from ..gpt.init_stats import measure_at_init
@@ -72,16 +76,19 @@ def run_cell(label, rs, depth, data, batches, width, heads, T, networks, samples
     x, y = batches[data]
     cfg = GPTConfig(n_layer=depth, n_head=heads, n_embd=width, block_size=T, vocab_size=63, init=init,
                     residual_scale=rs, embd_std=embd, dtype="float64")
-    th = predict_transformer(cfg, x, y, prefix=prefix, samples=samples, seed=seed)
+    th = predict_transformer(cfg, x, y, prefix=prefix, samples=samples, seed=seed, covariance=covariance)
     ms = measure_at_init(cfg, x, y, n_networks=networks, seed=seed + 1)
     return th, ms, _compare_cell(th, ms)
 
 
 def memory_estimate(width, T, batch, samples, depth) -> float:
     """Bytes of one cell, roughly: the theory's Gaussian draws (a few arrays of batch x samples x
-    T x width) and one float64 network with its activations and gradients (about 30 per block)."""
+    T x width), its population of covariances (about 20 arrays of batch x samples x T x T while the
+    MLP kernel is evaluated) and one float64 network with its activations and gradients (about 30 per
+    block)."""
     params = depth * 12 * width * width + 63 * width + T * width
-    return 8.0 * (3 * batch * samples * T * width + 3 * params + 30 * depth * batch * T * width)
+    return 8.0 * (3 * batch * samples * T * width + 20 * batch * samples * T * T + 3 * params
+                  + 30 * depth * batch * T * width)
 
 
 def _cell_name(label, rs, depth, data):
@@ -89,7 +96,7 @@ def _cell_name(label, rs, depth, data):
 
 
 def run(out, quick=False, seed=0, width=None, heads=None, block_size=None, batch=None, networks=None,
-        samples=None, depths=None, overwrite=False) -> StudyResult:
+        samples=None, depths=None, overwrite=False, covariance=None) -> StudyResult:
     from ..compare import bonferroni_threshold
     from ..plots.layers import plot_layers
     from ..spec import LayerStats
@@ -99,6 +106,9 @@ def run(out, quick=False, seed=0, width=None, heads=None, block_size=None, batch
     T, batch = option("block_size", block_size, 32), option("batch", batch, 4)
     networks = option("networks", networks, 8 if quick else 64, lo=2)
     samples = option("samples", samples, 128 if quick else 512, lo=2)
+    covariance = covariance or "population"
+    if covariance not in ("population", "carried", "mean"):
+        raise ValueError(f"--covariance must be population, carried or mean, got {covariance!r}")
     if width % heads:
         raise ValueError(f"--width must be a multiple of --heads, got {width} and {heads}")
     depths = tuple(depths) if depths else ((2,) if quick else (12, 48))
@@ -108,6 +118,7 @@ def run(out, quick=False, seed=0, width=None, heads=None, block_size=None, batch
     labels = QUICK_SETTINGS if quick else tuple(SETTINGS)
     config = {"study": "transformer-init", "quick": quick, "seed": seed, "width": width, "heads": heads,
               "block_size": T, "batch": batch, "networks": networks, "samples": samples, "depths": list(depths),
+              "covariance": covariance,
               "settings": {k: SETTINGS[k] for k in labels}}
     from ..memory import check_fits
     check_fits(memory_estimate(width, T, batch, samples, max(depths)),
@@ -127,7 +138,7 @@ def run(out, quick=False, seed=0, width=None, heads=None, block_size=None, batch
                             cell = json.loads(path.read_text())
                         else:
                             th, ms, parts = run_cell(label, rs, depth, data, batches, width, heads, T, networks,
-                                                     samples, seed)
+                                                     samples, seed, covariance=covariance)
                             cell = {"theory": th.blocks.to_dict(), "measured": ms.blocks.to_dict(),
                                     "theory_positions": {k: v.tolist() for k, v in th.positions.items()},
                                     "theory_position_se": {k: v.tolist() for k, v in th.position_se.items()},
@@ -162,7 +173,7 @@ def run(out, quick=False, seed=0, width=None, heads=None, block_size=None, batch
     table = Table(["init", "residual scaling", "depth", "tokens", "max |z| blocks", "max |z| positions",
                    "max |z| head", "Bonferroni z*", "worst quantity", "verdict"], rows,
                   caption=f"{networks} networks per cell, {batch} sequences of {T} tokens, n_embd {width}, "
-                          f"{heads} heads; z* for all the cell's comparisons (blocks x 11 quantities, "
+                          f"{heads} heads, theory covariance '{covariance}'; z* for all the cell's comparisons (blocks x 11 quantities, "
                           "positions of blocks 1 and L, head) at family-wise alpha 0.01")
     n_ok = sum(r[-1] == "ok" for r in rows)
     coll = {k: collision_probability(v[0]) for k, v in batches.items()}

@@ -360,6 +360,7 @@ def _transformer_doc() -> str:
              "random initialisations by `sigprop study transformer-init`.\n"]
     titles = {"layernorm_second_moment": "LayerNorm with eps", "linear_variance": "Linear maps: q, k, v",
               "attention_logit_variance": "Attention logits", "uniform_attention_entropy": "Attention entropy",
+              "entropy_fluctuation_gap": "Finite heads: each network's own covariance",
               "prefix_mean_correlation": "The prefix: repeated tokens",
               "layernorm_jacobian_trace": "Backward through LayerNorm",
               "tied_logit_shift": "Tied head and the initial loss"}

@@ -20,6 +20,13 @@ initialisation, the tokens fixed). Its recursion (derivations in
   error. For small logit variance this agrees with the derived
   ``ln n - sigma^2 (cbar_diag - cbar) / 2``;
 * attention output ``K_o = s_o^2 d E[P S P^T]``, ``K_a = K + K_o``;
+* finite heads (``covariance="population"``, the default): each of the ``samples`` draws per
+  sequence is a virtual network carrying its own ``K^(m)``: its ``n_head`` heads' outputs ``Y`` give
+  ``K_o^(m) = s_o^2 Y Y^T`` (the covariance of ``Y W_o`` over the fresh output weights), and
+  LayerNorm and the MLP act on each ``K^(m)``. A network's covariance after a block of few, nearly
+  hard heads differs from the mean, and the entropy is nonlinear in it (to lowest order
+  :func:`sigprop.symbolic.transformer.entropy_fluctuation_gap`); the per-block quantities are the
+  population's means, their standard errors its spread;
 * MLP: ``h`` columns ~ ``N(0, s_fc^2 d G_2)``; ``E[phi(h_t) phi(h_t')]`` by Gauss-Hermite
   over the bivariate normal (``phi`` = the activation's numeric form; the 1-D moments
   come from :func:`sigprop.theory.gaussian_expectation`); ``K' = K_a + s_fp^2 4d K_phi``;
@@ -200,6 +207,64 @@ class _Head:
         return Q, K, V, P
 
 
+def _population_attention(G, s, so, d, H, hs, rng, gram, U=None):
+    """One attention layer for each member of a population of covariances.
+
+    ``G`` (B, M, T, T): the LayerNorm Gram matrix of each member (virtual network). Every member
+    gets its own ``H`` heads (fresh q, k, v weights of std ``s``), as one network does, drawn from
+    sampled ``d``-dimensional LayerNorm outputs (``gram="sampled"``) or from Gaussian q, k, v with
+    covariance ``s^2 d G`` (``gram="mean"``). Returns the entropy (B, M, T), averaged over the heads,
+    and the covariance ``so^2 Y Y^T`` (B, M, T, T) of the attention output given the heads' outputs
+    ``Y`` (the output projection's weights, std ``so``, are the only randomness left). With ``U``
+    (B, M, T, d) given, those are the LayerNorm outputs (nothing is drawn for them); the heads'
+    outputs ``Y`` (B, M, T, d) are then returned as well."""
+    B, M, T, _ = G.shape
+    flat = G.reshape(B * M, T, T)
+    given = U is not None
+    if given:
+        def draw():
+            return U @ (s * rng.standard_normal((B, M, d, hs)))
+    elif gram == "sampled":
+        U = _cholesky(flat).reshape(B, M, T, T) @ rng.standard_normal((B, M, T, d))
+        norm = np.einsum("bmti,bmti->bmt", U, U)
+        U *= np.sqrt(d * np.einsum("bmtt->bmt", G) / np.maximum(norm, 1e-300))[..., None]
+
+        def draw():
+            return U @ (s * rng.standard_normal((B, M, d, hs)))
+    else:
+        Lc = _cholesky(s ** 2 * d * flat).reshape(B, M, T, T)
+
+        def draw():
+            return Lc @ rng.standard_normal((B, M, T, hs))
+    ent = np.zeros((B, M, T))
+    Ko = np.zeros((B, M, T, T))
+    Ys = []
+    for _ in range(H):
+        Q, Kk, Vv = draw(), draw(), draw()
+        P = _causal_softmax(Q @ np.swapaxes(Kk, -1, -2) / math.sqrt(hs))
+        ent += _entropy(P) / H
+        Y = P @ Vv
+        Ko += Y @ np.swapaxes(Y, -1, -2)
+        if given:
+            Ys.append(Y)
+    if given:
+        return ent, so ** 2 * Ko, np.concatenate(Ys, axis=-1)
+    return ent, so ** 2 * Ko
+
+
+def _layernorm_samples(X, eps):
+    """LayerNorm (gain 1, bias 0) of sampled residual vectors X (..., d) over their last axis."""
+    Xc = X - X.mean(-1, keepdims=True)
+    return Xc / np.sqrt((Xc * Xc).mean(-1, keepdims=True) + eps)
+
+
+def _gaussian_rows(C, d, rng):
+    """(..., T, d): ``d`` independent columns, each ``N(0, C)`` over the ``T`` positions."""
+    shape = C.shape
+    Lc = _cholesky(C.reshape(-1, shape[-1], shape[-1])).reshape(shape)
+    return Lc @ rng.standard_normal(shape[:-1] + (d,))
+
+
 @functools.lru_cache(maxsize=None)
 def _hermite(n):
     from numpy.polynomial.hermite_e import hermegauss
@@ -224,6 +289,25 @@ def _bivariate_gh(f, q1, q2, c12, n_nodes=24, chunk=2048):
             Y = beta[:, None, None] * z[None, :, None] + resid[:, None, None] * z[None, None, :]   # (P, n, n)
             out[sl] = (f(X) * (f(Y) @ w)) @ w
     return out
+
+
+def tabulated_expectation(f, q, kinks=(0.0,), n_table=65):
+    """``E[f(h)]``, ``h ~ N(0, q)``, for a large array ``q``: :func:`sigprop.theory.gaussian_expectation`
+    at ``n_table`` (or more: at most 0.02 apart in ``log q``) variances spanning ``q``, a cubic spline in
+    ``log q`` between them.
+
+    A population of covariances has one variance per member and position (10^4-10^5 values, most
+    within percents of each other after a LayerNorm); the spline's relative error is below 1e-8
+    for the smooth activations' moments (checked in the tests)."""
+    q = np.asarray(q, dtype=float)
+    if q.size <= 2 * n_table:
+        return gaussian_expectation(f, q, kinks)
+    lo, hi = float(q.min()), float(q.max())
+    if lo <= 0 or hi / lo < 1 + 1e-12:
+        return gaussian_expectation(f, q, kinks) if lo <= 0 else np.full(q.shape, gaussian_expectation(f, hi, kinks))
+    from scipy.interpolate import CubicSpline
+    grid = np.linspace(math.log(lo), math.log(hi), max(n_table, math.ceil(math.log(hi / lo) / 0.02) + 1))
+    return CubicSpline(grid, gaussian_expectation(f, np.exp(grid), kinks))(np.log(q))
 
 
 def bivariate_kernel(f, S, n_nodes=64, n_corr=129, n_q=3, kinks=(0.0,)):
@@ -261,7 +345,7 @@ def bivariate_kernel(f, S, n_nodes=64, n_corr=129, n_q=3, kinks=(0.0,)):
         k = np.clip(np.floor(pos_q).astype(int), 0, nq - 2)
         fq = np.clip(pos_q - k, 0.0, 1.0)
         K = np.take_along_axis(rows, k[None], 0)[0] * (1 - fq) + np.take_along_axis(rows, k[None] + 1, 0)[0] * fq
-    K[:, i, i] = gaussian_expectation(lambda h: f(h) ** 2, qd, kinks)
+    K[:, i, i] = tabulated_expectation(lambda h: f(h) ** 2, qd, kinks)
     return K
 
 
@@ -276,7 +360,7 @@ def _token_pattern(idx, prefix):
 
 
 def predict_transformer(config, idx, targets=None, prefix: str = "tokens", samples: int = 256, seed: int = 0,
-                        n_nodes: int = 64, gram: str = "sampled") -> TransformerStats:
+                        n_nodes: int = 64, gram: str = "sampled", covariance: str = "population") -> TransformerStats:
     """Mean-field prediction for a pre-LN GPT at init on the token batch ``idx`` (B, T).
 
     Parameters
@@ -300,6 +384,22 @@ def predict_transformer(config, idx, targets=None, prefix: str = "tokens", sampl
         covariance (default: keeps the Gram matrix's ~1/sqrt(d) fluctuation, which the entropy at
         large logit variance needs: std 0.2, block 1, d = 64: 1.292 with "mean", 1.323 with
         "sampled", measured 1.340 +- 0.008), or from the mean Gram matrix itself.
+    covariance : {"population", "mean"}
+        ``"population"`` (default): each of the ``samples`` draws per sequence is a virtual network
+        that carries its own residual covariance ``K^(m)`` from block to block (its ``n_head`` heads'
+        attention patterns enter its ``K_o^(m) = s_o^2 Y Y^T``; LayerNorm and the MLP by the
+        mean-field laws applied to ``K^(m)``). With few heads and large logits the covariance one
+        network's residual stream has after block 1 differs from network to network (std 0.2, no
+        residual scaling, block 2: correlation std 0.19 around a mean 0.29), and the entropy is
+        nonlinear in it: 1.508 from the mean covariance, 1.565 +- 0.004 from the networks' own,
+        measured 1.560 +- 0.005. ``"carried"``: each draw carries its sampled ``d``-dimensional
+        residual vectors instead (exact LayerNorm of the samples, fresh attention and output weights,
+        the MLP output drawn from its mean-field kernel given the sample): a network's Gram-matrix
+        fluctuation then persists from block to block, as in a real network, where the population
+        redraws it at every block (std 0.2 with residual scaling, depth 12, block 8: entropy 1.721
+        population, 1.749 carried, measured 1.765 +- 0.012). Only the MLP's hidden layer is then
+        mean-field: closer to a simulation than to a theory, so not the default. ``"mean"``: one
+        covariance per sequence, the expectation. The backward pass uses the mean covariance always.
 
     Returns
     -------
@@ -313,6 +413,8 @@ def predict_transformer(config, idx, targets=None, prefix: str = "tokens", sampl
 
     if gram not in ("mean", "sampled"):
         raise ValueError(f"gram must be 'mean' or 'sampled', got {gram!r}")
+    if covariance not in ("population", "carried", "mean"):
+        raise ValueError(f"covariance must be 'population', 'carried' or 'mean', got {covariance!r}")
     if prefix not in PREFIX_MODELS:
         raise ValueError(f"prefix must be one of {', '.join(PREFIX_MODELS)}, got {prefix!r}")
     idx = np.asarray(idx)
@@ -337,46 +439,129 @@ def predict_transformer(config, idx, targets=None, prefix: str = "tokens", sampl
     causal = np.tril(np.ones((T, T), dtype=bool))
 
     out = {k: np.zeros(L) for k in BLOCK_QUANTITIES}
-    out_se = {k: np.zeros(L) for k in ("entropy", "attn_out_var", "grad_var")}
+    out_se = {k: np.zeros(L) for k in BLOCK_QUANTITIES}
+
+    def member_mean(key, l, a):
+        """Block value and standard error from per-member values a (B, M, ...): the population's mean and
+        the spread of its members' means over sqrt(M)."""
+        per = a.reshape(a.shape[0], a.shape[1], -1).mean(axis=(0, 2))
+        out[key][l] = per.mean()
+        out_se[key][l] = per.std(ddof=1) / math.sqrt(per.size)
     pos = {k: np.zeros((L, T)) for k in POSITION_QUANTITIES}
     pos_se = {k: np.zeros((L, T)) for k in POSITION_QUANTITIES}
     saved, covs = [], []
+    pop = covariance in ("population", "carried")
+    carried = covariance == "carried"
+    B = K.shape[0]                                              # 1 for the homogeneous prefix models
+    if carried:                                                 # (B, M, T, d): the sampled residual vectors
+        Xp = _gaussian_rows(np.repeat(K[:, None], samples, axis=1), d, np.random.default_rng(ss[0].spawn(1)[0]))
+    elif pop:
+        Kp = np.repeat(K[:, None], samples, axis=1)             # (B, M, T, T): one K per virtual network
     for l in range(L):
+        if carried:
+            Kp = np.einsum("bmti,bmsi->bmts", Xp, Xp) / d
+        if pop:
+            K = Kp.mean(axis=1)
         covs.append(K)
         qdiag = np.einsum("btt->bt", K)
         out["resid_var"][l] = qdiag.mean()
-        G1, r1, a1, b1 = _layernorm(K, d, eps)
+        if pop:
+            member_mean("resid_var", l, np.einsum("bmtt->bmt", Kp))
+        if carried:
+            U1 = _layernorm_samples(Xp, eps)
+            G1p = np.einsum("bmti,bmsi->bmts", U1, U1) / d
+            G1 = G1p.mean(axis=1)
+            _, r1, a1, b1 = _layernorm(K, d, eps)
+        elif pop:
+            G1p, r1, a1, b1 = _layernorm(Kp.reshape(B * samples, T, T), d, eps)
+            G1 = G1p.reshape(B, samples, T, T).mean(axis=1)
+            r1, a1, b1 = (z.reshape(B, samples, T).mean(axis=1) for z in (r1, a1, b1))
+        else:
+            G1, r1, a1, b1 = _layernorm(K, d, eps)
         S = sd["qkv"] ** 2 * d * G1
         Sd = np.einsum("btt->bt", S)
         out["q_var"][l] = out["k_var"][l] = out["v_var"][l] = Sd.mean()
         lv = logit_var_of(Sd[:, :, None], Sd[:, None, :])
         out["logit_var"][l] = lv[:, causal].mean()
-        attn = _Head(S, hs, samples, ss[2 * l], None if gram == "mean" else (G1, sd["qkv"], d))
-        Q, Kk, Vv, P = attn.draw()
-        Hent = _entropy(P)                                   # (B, M, T)
+        if pop:
+            Sdp = sd["qkv"] ** 2 * d * np.einsum("bmtt->bmt", G1p.reshape(B, samples, T, T))
+            for key in ("q_var", "k_var", "v_var"):
+                member_mean(key, l, Sdp)
+            member_mean("logit_var", l, logit_var_of(Sdp[..., :, None], Sdp[..., None, :])[..., causal])
+        if carried:
+            rng = np.random.default_rng(ss[2 * l])
+            Hent, Kop, Ycat = _population_attention(G1p, sd["qkv"], sd["o"], d, H, hs, rng, gram, U=U1)
+            ydiag = np.einsum("bmtt->bmt", Kop)
+            Ko = Kop.mean(axis=1)
+            Ap = Xp + Ycat @ (sd["o"] * rng.standard_normal((B, samples, d, d)))
+            del G1p, U1, Ycat
+        elif pop:
+            Hent, Kop = _population_attention(G1p.reshape(B, samples, T, T), sd["qkv"], sd["o"], d, H, hs,
+                                              np.random.default_rng(ss[2 * l]), gram)
+            ydiag = np.einsum("bmtt->bmt", Kop)
+            Ko = Kop.mean(axis=1)
+            del G1p
+        else:
+            attn = _Head(S, hs, samples, ss[2 * l], None if gram == "mean" else (G1, sd["qkv"], d))
+            Q, Kk, Vv, P = attn.draw()
+            Hent = _entropy(P)                                   # (B, M, T)
+            Y = P @ Vv                                           # (B, M, T, hs)
+            A = np.einsum("bmti,bmsi->bts", Y, Y) / (samples * hs)
+            Ko = sd["o"] ** 2 * d * A
+            ydiag = sd["o"] ** 2 * d * np.einsum("bmti,bmti->bmt", Y, Y) / hs
+            del Q, Kk, Vv, P, Y
         pos["entropy"][l] = Hent.mean(axis=(0, 1))
         pos_se["entropy"][l] = Hent.mean(axis=0).std(axis=0, ddof=1) / math.sqrt(samples)
-        Y = P @ Vv                                           # (B, M, T, hs)
-        A = np.einsum("bmti,bmsi->bts", Y, Y) / (samples * hs)
-        Ko = sd["o"] ** 2 * d * A
-        ydiag = sd["o"] ** 2 * d * np.einsum("bmti,bmti->bmt", Y, Y) / hs
         pos["attn_out_var"][l] = np.einsum("btt->t", Ko) / Ko.shape[0]
         pos_se["attn_out_var"][l] = ydiag.mean(axis=0).std(axis=0, ddof=1) / math.sqrt(samples)
         out["entropy"][l] = pos["entropy"][l].mean()
         out_se["entropy"][l] = Hent.mean(axis=(0, 2)).std(ddof=1) / math.sqrt(samples)
         out["attn_out_var"][l] = pos["attn_out_var"][l].mean()
         out_se["attn_out_var"][l] = ydiag.mean(axis=(0, 2)).std(ddof=1) / math.sqrt(samples)
-        del Q, Kk, Vv, P, Y
-        Ka = K + Ko
-        G2, r2, a2, b2 = _layernorm(Ka, d, eps)
-        Sh = sd["fc"] ** 2 * d * G2
-        qh = np.einsum("btt->bt", Sh)
-        out["mlp_pre_var"][l] = qh.mean()
-        out["gelu_mean"][l] = gaussian_expectation(phi, qh, act.centers).mean()
-        Kphi = bivariate_kernel(phi, Sh, n_nodes, kinks=act.centers)
-        out["gelu_sq"][l] = np.einsum("btt->bt", Kphi).mean()
-        K = Ka + sd["fp"] ** 2 * 4 * d * Kphi
+        if carried:
+            U2 = _layernorm_samples(Ap, eps)
+            Shp = sd["fc"] ** 2 * np.einsum("bmti,bmsi->bmts", U2, U2).reshape(B * samples, T, T)
+            del U2
+            qhp = np.einsum("btt->bt", Shp)
+            member_mean("mlp_pre_var", l, qhp.reshape(B, samples, T))
+            member_mean("gelu_mean", l, tabulated_expectation(phi, qhp, act.centers).reshape(B, samples, T))
+            Kphi = bivariate_kernel(phi, Shp, n_nodes, kinks=act.centers)
+            member_mean("gelu_sq", l, np.einsum("btt->bt", Kphi).reshape(B, samples, T))
+            Xp = Ap + _gaussian_rows(sd["fp"] ** 2 * 4 * d * Kphi.reshape(B, samples, T, T), d, rng)
+            Sh = Shp.reshape(B, samples, T, T).mean(axis=1)
+            _, r2, a2, b2 = _layernorm(K + Ko, d, eps)
+            del Ap, Shp, Kphi, Kop
+        elif pop:
+            Kap = (Kp + Kop).reshape(B * samples, T, T)
+            del Kop
+            G2p, r2, a2, b2 = _layernorm(Kap, d, eps)
+            Shp = sd["fc"] ** 2 * d * G2p
+            qhp = np.einsum("btt->bt", Shp)
+            member_mean("mlp_pre_var", l, qhp.reshape(B, samples, T))
+            member_mean("gelu_mean", l, tabulated_expectation(phi, qhp, act.centers).reshape(B, samples, T))
+            Kphi = bivariate_kernel(phi, Shp, n_nodes, kinks=act.centers)
+            member_mean("gelu_sq", l, np.einsum("btt->bt", Kphi).reshape(B, samples, T))
+            Kp = (Kap + sd["fp"] ** 2 * 4 * d * Kphi).reshape(B, samples, T, T)
+            Sh = Shp.reshape(B, samples, T, T).mean(axis=1)
+            r2, a2, b2 = (z.reshape(B, samples, T).mean(axis=1) for z in (r2, a2, b2))
+            del Kap, G2p, Shp, Kphi
+        else:
+            Ka = K + Ko
+            G2, r2, a2, b2 = _layernorm(Ka, d, eps)
+            Sh = sd["fc"] ** 2 * d * G2
+            qh = np.einsum("btt->bt", Sh)
+            out["mlp_pre_var"][l] = qh.mean()
+            out["gelu_mean"][l] = gaussian_expectation(phi, qh, act.centers).mean()
+            Kphi = bivariate_kernel(phi, Sh, n_nodes, kinks=act.centers)
+            out["gelu_sq"][l] = np.einsum("btt->bt", Kphi).mean()
+            K = Ka + sd["fp"] ** 2 * 4 * d * Kphi
         saved.append((S, Sh, G1, (r1, a1, b1), (r2, a2, b2)))
+    if carried:
+        Kp = np.einsum("bmti,bmsi->bmts", Xp, Xp) / d
+        del Xp
+    if pop:
+        K = Kp.mean(axis=1)
+        del Kp
 
     # head and loss
     from ..symbolic.transformer import layernorm_expectation
@@ -419,7 +604,7 @@ def predict_transformer(config, idx, targets=None, prefix: str = "tokens", sampl
         Gam = Ga + _layernorm_backward(Gu1, r1, a1, b1, d, eps, jac)
         out["grad_var"][l] = np.einsum("btt->bt", Gam).mean()
         del Q, Kk, Vv, P, gY, dV, dP, dZ, dQ, dK
-    meta = {"prefix": prefix, "gram": gram, "samples": samples, "seed": seed, "n_nodes": n_nodes, "config": config.to_dict(),
+    meta = {"prefix": prefix, "gram": gram, "covariance": covariance, "samples": samples, "seed": seed, "n_nodes": n_nodes, "config": config.to_dict(),
             "collision_probability": collision_probability(idx), "p_target_repeats_input": p_rep}
     blocks = LayerStats(out, se=out_se, source="theory", seed=seed, meta=meta)
     return TransformerStats(blocks, pos, pos_se, head, {}, meta, covs + [K])
