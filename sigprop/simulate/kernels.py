@@ -486,15 +486,22 @@ def network_values(rowstats, sigma_w2, n_units, out):
 
 
 # --- batches of networks: arrays with a leading network axis --------------------------------------
-_TASK_ROWS = 16  # rows per parallel task (one scratch buffer each)
+# The hot batch kernels (weights_batch, backward_batch, the template's activate_stats_batch,
+# layer_stats_batch) are serial numba functions over tasks t0 <= t < t1 that release the GIL: the
+# engine runs ranges of tasks on its threads (engine._tasks). A task's numbers do not depend on the
+# range it is in, so neither do the results. No parfors: compiling a prange kernel costs about a
+# second each (its gufunc and two wrappers go through LLVM besides the function).
+# fill_batch and inputs_batch draw a small share of the numbers (biases, inputs, output
+# gradients): serial.
+_TASK_ROWS = 16  # rows per task (one scratch buffer each)
 
 
-@numba.njit(**PARALLEL_JIT)
+@numba.njit(**JIT)
 def fill_batch(out, keys, tag, layer, rows, dist, scale):
     """``out[i]`` (R, n) gets rows ``rows`` of network i's stream (keys[i], tag, layer)."""
     n_net, n_rows, n = out.shape
     per_net = (n_rows + _TASK_ROWS - 1) // _TASK_ROWS
-    for t in prange(n_net * per_net):
+    for t in range(n_net * per_net):
         i = t // per_net
         r0 = (t % per_net) * _TASK_ROWS
         words = np.empty(n + 1, dtype=np.uint64)
@@ -510,55 +517,52 @@ def orthogonal_batch(w, keys, layer, std, sigma_w2):
         sigma_w2[i] = draw_weights(w[i], keys[i, 0], keys[i, 1], layer, np.int64(DIST_ORTHOGONAL), std)
 
 
-@numba.njit(**PARALLEL_JIT)
-def weights_batch(w, keys, layer, dist, std, sigma_w2):
-    """Normal or uniform W_l of each network (B, fan_in, fan_out) and its realised
-    sigma_w^2 = sum(W^2) / fan_out (orthogonal weights: :func:`orthogonal_batch`)."""
+@numba.njit(**JIT)
+def weights_batch(w, keys, layer, dist, std, row_sq, t0, t1):
+    """Normal or uniform W_l of each network (B, fan_in, fan_out), tasks t0 <= t < t1 of
+    B * ceil(fan_in / 16) (16 rows each), and the squared norm of each row it drew in ``row_sq``
+    (B, fan_in): the engine's realised sigma_w^2 is ``sum_rows_in_order(row_sq) / fan_out``
+    (orthogonal weights: :func:`orthogonal_batch`)."""
     n_net, fan_in, fan_out = w.shape
     per_net = (fan_in + _TASK_ROWS - 1) // _TASK_ROWS
-    row_sq = np.empty((n_net, fan_in))
-    for t in prange(n_net * per_net):
+    for t in range(t0, min(t1, n_net * per_net)):
         i = t // per_net
         r0 = (t % per_net) * _TASK_ROWS
         words = np.empty(fan_out + 1, dtype=np.uint64)
         for r in range(r0, min(fan_in, r0 + _TASK_ROWS)):
             fill_row(w[i, r], words, keys[i, 0], keys[i, 1], np.int64(TAG_WEIGHT), layer, np.int64(r), dist, std)
             row_sq[i, r] = _dot4(w[i, r], w[i, r])   # while the row is in cache
-    for i in range(n_net):
-        # rows summed in order: the same number as sum_squares(w[i])
-        s = 0.0
-        for r in range(fan_in):
-            s += row_sq[i, r]
-        sigma_w2[i] = s / fan_out
 
 
-@numba.njit(**PARALLEL_JIT)
+@numba.njit(**JIT)
 def inputs_batch(x, keys, rows, n_rows, c0, input_std):
     """Input rows ``rows`` of each network (see :func:`draw_inputs`)."""
     n_net, n_block, _ = x.shape
     per_net = (n_block + _TASK_ROWS - 1) // _TASK_ROWS
-    for t in prange(n_net * per_net):
+    for t in range(n_net * per_net):
         i = t // per_net
         r0 = (t % per_net) * _TASK_ROWS
         r1 = min(n_block, r0 + _TASK_ROWS)
         draw_inputs(x[i, r0:r1], keys[i, 0], keys[i, 1], rows[r0:r1], n_rows, c0, input_std)
 
 
-@numba.njit(**PARALLEL_JIT)
-def layer_stats_batch(h, x, d, sat_lo, sat_hi, dead_lo, dead_hi, rowstats):
-    """Statistics of one layer of each network: arrays (B, R, n), rowstats (B, R, N_ROWSTATS)."""
+@numba.njit(**JIT)
+def layer_stats_batch(h, x, d, sat_lo, sat_hi, dead_lo, dead_hi, rowstats, t0, t1):
+    """Statistics of one layer of each network: arrays (B, R, n), rowstats (B, R, N_ROWSTATS);
+    tasks t0 <= t < t1 of B * ceil(R / 2) (a pair of rows each)."""
     n_net, n_rows, _ = h.shape
     tasks = n_rows - n_rows // 2
-    for t in prange(n_net * tasks):
+    for t in range(t0, min(t1, n_net * tasks)):
         i = t // tasks
         pair_stats(h[i], x[i], d[i], sat_lo, sat_hi, dead_lo, dead_hi, rowstats[i], t % tasks)
 
 
-@numba.njit(**PARALLEL_JIT)
-def backward_batch(g, d, rowstats):
-    """dL/dh = dL/dx * phi'(h) in place for each network and row; per-row ||dL/dh||^2."""
+@numba.njit(**JIT)
+def backward_batch(g, d, rowstats, t0, t1):
+    """dL/dh = dL/dx * phi'(h) in place for each network and row; per-row ||dL/dh||^2;
+    tasks t0 <= t < t1 of B * R (a row each)."""
     n_net, n_rows, _ = g.shape
-    for t in prange(n_net * n_rows):
+    for t in range(t0, min(t1, n_net * n_rows)):
         i = t // n_rows
         r = t % n_rows
         backward_row(g[i, r], d[i, r], rowstats[i, r])
