@@ -305,10 +305,31 @@ def draw_network(spec: NetSpec, seed: int, index: int, n_inputs: int, c0: float 
         weights.append(w)
         biases.append(b[0])
     x = np.empty((n_inputs, widths[0]), dtype=dtype)
-    K.draw_inputs(x, k0, k1, np.arange(n_inputs), n_inputs, c0, math.sqrt(spec.input_var))
+    draw_inputs(x[None], np.array([[k0, k1]], dtype=np.uint64), np.arange(n_inputs), n_inputs, c0,
+                math.sqrt(spec.input_var))
     g = np.empty((n_inputs, widths[-1]), dtype=dtype)
     K.fill_rows_serial(g, k0, k1, K.TAG_OUTGRAD, spec.depth, np.arange(n_inputs), K.DIST_NORMAL, 1.0)
     return {"weights": weights, "biases": biases, "inputs": x, "output_grad": g}
+
+
+def draw_inputs(x, keys, rows, n_rows: int, c0: float, input_std: float) -> None:
+    """Input rows ``rows`` (global row numbers) of each network (keys (B, 2), x (B, len(rows), n_0)).
+
+    Rows come in pairs (a, a + P), P = n_rows // 2: x_a ~ N(0, input_std^2 I) and
+    x_{a+P} = c0 x_a + sqrt(1 - c0^2) x'_a, so each pair has correlation c0; an odd last
+    row is unpaired. Row r only depends on (key, r). Drawn by :func:`kernels.fill_batch`
+    (the kernel of the biases and output gradients: no draw kernel of its own to compile),
+    x'_a in float64 and the combination rounded once to x's dtype.
+    """
+    n_pairs = n_rows // 2
+    partner = (rows >= n_pairs) & (rows < 2 * n_pairs)
+    first = np.where(partner, rows - n_pairs, rows).astype(np.int64)
+    K.fill_batch(x, keys, K.TAG_INPUT, 0, first, K.DIST_NORMAL, input_std)
+    if partner.any():
+        other = np.empty((x.shape[0], int(partner.sum()), x.shape[2]))
+        K.fill_batch(other, keys, K.TAG_PARTNER, 0, first[partner], K.DIST_NORMAL, input_std)
+        s = math.sqrt(max(0.0, 1.0 - c0 * c0))
+        x[:, partner] = c0 * x[:, partner].astype(np.float64) + s * other
 
 
 def _network_keys(seed: int, start: int, n: int) -> np.ndarray:
@@ -517,7 +538,7 @@ def _simulate_batch(plan, keys, out, workspace=None):
         ws = workspace if workspace is not None and workspace.shape == (n_net, n_block) \
             else _Workspace(plan, n_net, n_block)
         x = np.empty((n_net, n_block, int(plan.widths[0])), dtype=plan.dtype)
-        K.inputs_batch(x, keys, rows, n_rows, plan.c0, plan.input_std)
+        draw_inputs(x, keys, rows, n_rows, plan.c0, plan.input_std)
         st = np.zeros((depth, n_net, n_block, K.N_ROWSTATS))
         for l in range(depth):
             n_out = int(plan.widths[l + 1])

@@ -328,30 +328,6 @@ def draw_weights(w, k0, k1, layer, dist, std):
 
 
 @numba.njit(**JIT)
-def draw_inputs(x, k0, k1, rows, n_rows, c0, input_std):
-    """Input rows ``rows`` (global row numbers) of a network with ``n_rows`` rows in all.
-
-    Rows come in pairs (a, a + P), P = n_rows // 2: x_a ~ N(0, input_std^2 I) and
-    x_{a+P} = c0 x_a + sqrt(1 - c0^2) x'_a, so each pair has correlation c0; an odd last
-    row is unpaired. Row r only depends on (key, r).
-    """
-    n_pairs = n_rows // 2
-    s = math.sqrt(max(0.0, 1.0 - c0 * c0))
-    tmp = np.empty(x.shape[1], dtype=np.float64)
-    words = np.empty(x.shape[1] + 1, dtype=np.uint64)
-    for i in range(x.shape[0]):
-        r = rows[i]
-        a = r - n_pairs if (r >= n_pairs and r < 2 * n_pairs) else r
-        # constants as int64 values, not literals: one compiled fill_row serves every caller
-        fill_row(x[i], words, k0, k1, np.int64(TAG_INPUT), np.int64(0), a, np.int64(DIST_NORMAL), input_std)
-        if a != r:
-            # x_b = c0 x_a + sqrt(1 - c0^2) x'_a
-            fill_row(tmp, words, k0, k1, np.int64(TAG_PARTNER), np.int64(0), a, np.int64(DIST_NORMAL), input_std)
-            for j in range(x.shape[1]):
-                x[i, j] = c0 * x[i, j] + s * tmp[j]
-
-
-@numba.njit(**JIT)
 def row_stats(h, x, d, sat_lo, sat_hi, dead_lo, dead_hi, st):
     """Statistics of one row of one layer from h (with bias), x = phi(h) and d = phi'(h)."""
     # integer, branch-free counts (a ReLU unit is dead half the time: unpredictable branches),
@@ -491,8 +467,7 @@ def network_values(rowstats, sigma_w2, n_units, out):
 # engine runs ranges of tasks on its threads (engine._tasks). A task's numbers do not depend on the
 # range it is in, so neither do the results. No parfors: compiling a prange kernel costs about a
 # second each (its gufunc and two wrappers go through LLVM besides the function).
-# fill_batch and inputs_batch draw a small share of the numbers (biases, inputs, output
-# gradients): serial.
+# fill_batch draws a small share of the numbers (biases, inputs, output gradients): serial.
 _TASK_ROWS = 16  # rows per task (one scratch buffer each)
 
 
@@ -532,18 +507,6 @@ def weights_batch(w, keys, layer, dist, std, row_sq, t0, t1):
         for r in range(r0, min(fan_in, r0 + _TASK_ROWS)):
             fill_row(w[i, r], words, keys[i, 0], keys[i, 1], np.int64(TAG_WEIGHT), layer, np.int64(r), dist, std)
             row_sq[i, r] = _dot4(w[i, r], w[i, r])   # while the row is in cache
-
-
-@numba.njit(**JIT)
-def inputs_batch(x, keys, rows, n_rows, c0, input_std):
-    """Input rows ``rows`` of each network (see :func:`draw_inputs`)."""
-    n_net, n_block, _ = x.shape
-    per_net = (n_block + _TASK_ROWS - 1) // _TASK_ROWS
-    for t in range(n_net * per_net):
-        i = t // per_net
-        r0 = (t % per_net) * _TASK_ROWS
-        r1 = min(n_block, r0 + _TASK_ROWS)
-        draw_inputs(x[i, r0:r1], keys[i, 0], keys[i, 1], rows[r0:r1], n_rows, c0, input_std)
 
 
 @numba.njit(**JIT)
