@@ -42,8 +42,8 @@ Schedule: networks are simulated in batches (arrays with a leading network axis)
 networks (a width >= 128) go one at a time, small ones as many at a time as fit in
 :data:`MEMORY_BUDGET`. Buffers are reused across batches. GEMMs run as fixed tasks (a few
 networks, or :data:`GEMM_ROWS` rows of one network) on the engine's threads with BLAS
-single-threaded, elementwise work in row-parallel numba kernels: the two never run at
-once, so a process never has more compute threads than cores (:func:`compute_threads`),
+single-threaded, elementwise work in serial numba kernels run as ranges of tasks on the same
+threads (:func:`_tasks`): the two never run at once, so a process never has more compute threads than cores (:func:`compute_threads`),
 and idle threads sleep instead of spinning (a second process on the same cores is not
 slowed down by them). Activations numba can vectorise (piecewise polynomials, exp, tanh,
 with :mod:`sigprop.charmlp.vmath` standing in for :mod:`math`) run fused: bias, phi,
@@ -54,8 +54,13 @@ not depend on the batch size or the thread count.
 Compilation: the activation-independent kernels (:mod:`sigprop.simulate.kernels`) are
 compiled once, each for one signature per dtype (constants are passed as int64 values,
 not literals, and the orthogonal-weight QR is its own kernel, compiled only when used);
-the fused kernels are generated per activation set into :func:`cache_dir`. All are cached
-by numba (``cache=True``): later runs load in well under a second.
+the fused kernels are generated per activation set into :func:`cache_dir`, so a new
+activation compiles only its row kernels and ``activate_stats_batch``. All are cached by
+numba (``cache=True``): later runs load in well under a second. What a first run compiles is
+kept small: no parfors (a ``prange`` kernel's gufunc and two wrappers go through LLVM besides
+the function, about a second each; threads come from :func:`_tasks` instead), and the inputs
+are drawn by the biases' ``fill_batch``. ``benchmarks/first_run.py`` times a first run, a
+cached run and new activations.
 """
 from __future__ import annotations
 
