@@ -46,7 +46,10 @@ def timed(args, env):
     """Wall and CPU seconds (user + system, of the child) of ``python -m sigprop args``."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "sigprop"] + args, env=env, capture_output=True, text=True)
+    # in the cache folder: `python -m` puts the working directory first on sys.path, and a
+    # checkout's sigprop/ there would shadow the package under test (PYTHONPATH / installed)
+    proc = subprocess.run([sys.executable, "-m", "sigprop"] + args, env=env, capture_output=True, text=True,
+                          cwd=env["SIGPROP_CACHE_DIR"])
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -59,6 +62,7 @@ def sequence(commands, extra_env=None):
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, SIGPROP_CACHE_DIR=os.path.join(tmp, "kernels"), NUMBA_CACHE_DIR=os.path.join(tmp, "numba"),
                    **(extra_env or {}))
+        os.mkdir(env["SIGPROP_CACHE_DIR"])
         for label, args in commands:
             rows.append((label, args) + timed(args, env))
     return rows
