@@ -305,7 +305,7 @@ def draw_network(spec: NetSpec, seed: int, index: int, n_inputs: int, c0: float 
         weights.append(w)
         biases.append(b[0])
     x = np.empty((n_inputs, widths[0]), dtype=dtype)
-    K.draw_inputs(x, k0, k1, np.arange(n_inputs), n_inputs, c0, math.sqrt(spec.input_var))
+    K.draw_inputs(x, k0, k1, np.arange(n_inputs), 0, n_inputs, n_inputs, c0, math.sqrt(spec.input_var))
     g = np.empty((n_inputs, widths[-1]), dtype=dtype)
     K.fill_rows_serial(g, k0, k1, K.TAG_OUTGRAD, spec.depth, np.arange(n_inputs), K.DIST_NORMAL, 1.0)
     return {"weights": weights, "biases": biases, "inputs": x, "output_grad": g}
