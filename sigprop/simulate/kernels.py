@@ -439,54 +439,59 @@ V_LG2 = 13     # mean over rows of (log ||dL/dh_l||^2)^2
 N_VALUES = 14
 
 
-@numba.njit(**JIT)
+@numba.njit(**PARALLEL_JIT)
 def network_values(rowstats, sigma_w2, n_units, out):
-    """Reduce one network's per-row statistics (L, R, N_ROWSTATS) to its values (L, N_VALUES),
-    summing rows in index order (a fixed order: bitwise reproducible)."""
-    depth, n_rows, _ = rowstats.shape
+    """Reduce each network's per-row statistics, rowstats (L, B, R, N_ROWSTATS), to its values,
+    out (B, L, N_VALUES) (sigma_w2: (L, B)), summing rows in index order (a fixed order per
+    network: bitwise reproducible, in parallel over networks)."""
+    depth, n_net, n_rows, _ = rowstats.shape
     n_pairs = n_rows // 2
-    for l in range(depth):
+    for i in prange(n_net):
         acc = np.zeros(N_ROWSTATS)
-        lx = 0.0
-        lx2 = 0.0
-        lg = 0.0
-        lg2 = 0.0
-        aa = 0.0
-        bb = 0.0
-        for r in range(n_rows):
-            for k in range(N_ROWSTATS):
-                acc[k] += rowstats[l, r, k]
-            # log of a squared norm: -inf when the row vanished, +inf when it overflowed
-            a = math.log(rowstats[l, r, R_S]) if rowstats[l, r, R_S] > 0 else -np.inf
-            b = math.log(rowstats[l, r, R_G]) if rowstats[l, r, R_G] > 0 else -np.inf
-            if rowstats[l, r, R_S] != rowstats[l, r, R_S]:
-                a = np.nan
-            if rowstats[l, r, R_G] != rowstats[l, r, R_G]:
-                b = np.nan
-            lx += a
-            lx2 += a * a
-            lg += b
-            lg2 += b * b
-            if r < n_pairs:
-                aa += rowstats[l, r, R_Q]
-            elif r < 2 * n_pairs:
-                bb += rowstats[l, r, R_Q]
-        units = n_units[l] * n_rows
-        out[l, V_Q] = acc[R_Q] / units
-        out[l, V_M] = acc[R_M] / units
-        out[l, V_S] = acc[R_S] / units
-        out[l, V_SAT] = acc[R_SAT] / units
-        out[l, V_DEAD] = acc[R_DEAD] / units
-        out[l, V_G] = acc[R_G] / units
-        pair_units = n_units[l] * max(n_pairs, 1)
-        out[l, V_AB] = acc[R_AB] / pair_units
-        out[l, V_AA] = aa / pair_units
-        out[l, V_BB] = bb / pair_units
-        out[l, V_CHI] = sigma_w2[l] * acc[R_D2] / units
-        out[l, V_LX] = lx / n_rows
-        out[l, V_LX2] = lx2 / n_rows
-        out[l, V_LG] = lg / n_rows
-        out[l, V_LG2] = lg2 / n_rows
+        for l in range(depth):
+            acc[:] = 0.0
+            lx = 0.0
+            lx2 = 0.0
+            lg = 0.0
+            lg2 = 0.0
+            aa = 0.0
+            bb = 0.0
+            for r in range(n_rows):
+                for k in range(N_ROWSTATS):
+                    acc[k] += rowstats[l, i, r, k]
+                # log of a squared norm: -inf when the row vanished, +inf when it overflowed
+                sx = rowstats[l, i, r, R_S]
+                sg = rowstats[l, i, r, R_G]
+                a = math.log(sx) if sx > 0 else -np.inf
+                b = math.log(sg) if sg > 0 else -np.inf
+                if sx != sx:
+                    a = np.nan
+                if sg != sg:
+                    b = np.nan
+                lx += a
+                lx2 += a * a
+                lg += b
+                lg2 += b * b
+                if r < n_pairs:
+                    aa += rowstats[l, i, r, R_Q]
+                elif r < 2 * n_pairs:
+                    bb += rowstats[l, i, r, R_Q]
+            units = n_units[l] * n_rows
+            out[i, l, V_Q] = acc[R_Q] / units
+            out[i, l, V_M] = acc[R_M] / units
+            out[i, l, V_S] = acc[R_S] / units
+            out[i, l, V_SAT] = acc[R_SAT] / units
+            out[i, l, V_DEAD] = acc[R_DEAD] / units
+            out[i, l, V_G] = acc[R_G] / units
+            pair_units = n_units[l] * max(n_pairs, 1)
+            out[i, l, V_AB] = acc[R_AB] / pair_units
+            out[i, l, V_AA] = aa / pair_units
+            out[i, l, V_BB] = bb / pair_units
+            out[i, l, V_CHI] = sigma_w2[l, i] * acc[R_D2] / units
+            out[i, l, V_LX] = lx / n_rows
+            out[i, l, V_LX2] = lx2 / n_rows
+            out[i, l, V_LG] = lg / n_rows
+            out[i, l, V_LG2] = lg2 / n_rows
 
 
 # --- batches of networks: arrays with a leading network axis --------------------------------------
