@@ -137,6 +137,7 @@ _S8 = np.uint64(8)
 _S11 = np.uint64(11)
 _S12 = np.uint64(12)
 _TWO_M53 = 2.0 ** -53
+_SIGNS = np.array([1.0, -1.0])
 
 
 @numba.njit(**JIT)
@@ -231,9 +232,9 @@ def fill_row(out, r, words, k0, k1, tag, layer, row, dist, scale):
         i = np.int64(u & _MASK8)
         m = u >> _S12
         if m < ZIG_K[i]:  # ziggurat fast path, inlined: about 99% of draws
-            z = np.float64(m) * ZIG_W[i]
-            if ((u >> _S8) & _ONE) == _ONE:
-                z = -z
+            # the sign bit picks a factor +-1 from a table (exact; a branch on it would be
+            # mispredicted half the time)
+            z = np.float64(m) * ZIG_W[i] * _SIGNS[np.int64((u >> _S8) & _ONE)]
         else:
             z = _ziggurat(u, k0, k1, tag, layer, p0 + j // 2, j & 1)
         out[r, j] = z * scale
