@@ -418,6 +418,12 @@ def _tasks(kernel, n_tasks: int, *args):
         f.result()
 
 
+def _n_tasks(n_net: int, n: int, per_task: int) -> int:
+    """Tasks of a batch kernel over ``n`` rows (or pairs of rows) of each of ``n_net`` networks,
+    ``per_task`` of them a task (the kernel's task size)."""
+    return n_net * -(-n // per_task)
+
+
 def _block_rows(n_rows: int, pairs_per_block: int):
     """Global row numbers of each block: pairs stay together, laid out (firsts, seconds[, lone])."""
     n_pairs = n_rows // 2
@@ -430,10 +436,11 @@ def _block_rows(n_rows: int, pairs_per_block: int):
 
 
 class _Workspace:
-    """Buffers of one batch, allocated once per run and reused for every batch (fresh
-    multi-megabyte arrays per layer cost page faults comparable to the elementwise work)."""
+    """Buffers of one batch, allocated once per run and reused for every batch, the last
+    (smaller) one included (fresh multi-megabyte arrays cost page faults comparable to the
+    elementwise work)."""
 
-    def __init__(self, plan, n_net, n_block):
+    def __init__(self, plan, n_net, n_block, rowstats=True):
         n_max = int(plan.widths.max())
         size = n_net * n_block * n_max
         self.shape = (n_net, n_block)
@@ -443,6 +450,11 @@ class _Workspace:
         self.d = [np.empty((n_net, n_block, int(n)), dtype=plan.dtype) for n in plan.widths[1:]]
         self.w = [np.empty((n_net, int(a), int(b)), dtype=plan.dtype)
                   for a, b in zip(plan.widths[:-1], plan.widths[1:])] if plan.store_weights else None
+        # per-row statistics of every layer and row (L, B, R, N_ROWSTATS), flat
+        self.rowstats = np.empty(plan.depth * n_net * plan.n_rows * K.N_ROWSTATS) if rowstats else None
+
+    def fits(self, n_net, n_block):
+        return n_net <= self.shape[0] and n_block == self.shape[1]
 
     @staticmethod
     def view(flat, *shape):
@@ -510,7 +522,7 @@ def _simulate_batch(plan, keys, out, workspace=None):
     ``dL/dx_{l-1} = dL/dh_l W_l^T``."""
     depth, n_rows, n_net = plan.depth, plan.n_rows, keys.shape[0]
     clock = _Clock()
-    rowstats = np.zeros((n_net, depth, n_rows, K.N_ROWSTATS))
+    view = _Workspace.view
     sigma_w2 = np.empty((depth, n_net))
     weights = [None] * depth
     biases = []
@@ -518,18 +530,21 @@ def _simulate_batch(plan, keys, out, workspace=None):
         b = np.empty((n_net, 1, int(plan.widths[l + 1])), dtype=plan.dtype)
         K.fill_batch(b, keys, K.TAG_BIAS, l + 1, np.zeros(1, dtype=np.int64), K.DIST_NORMAL, plan.sigma_b[l])
         biases.append(np.ascontiguousarray(b[:, 0, :]))
+    reuse = workspace is not None
+    rowstats = view(workspace.rowstats, depth, n_net, n_rows, K.N_ROWSTATS) if reuse \
+        else np.empty((depth, n_net, n_rows, K.N_ROWSTATS))
 
     def weight(l):
         if weights[l] is not None:
             return weights[l]
         shape = (n_net, int(plan.widths[l]), int(plan.widths[l + 1]))
-        w = workspace.w[l] if plan.store_weights and workspace is not None else np.empty(shape, plan.dtype)
+        w = workspace.w[l][:n_net] if plan.store_weights and reuse else np.empty(shape, plan.dtype)
         if plan.dist == K.DIST_ORTHOGONAL:
             K.orthogonal_batch(w, keys, l + 1, plan.weight_std[l], sigma_w2[l])
         else:
             fan_in, fan_out = shape[1], shape[2]
             row_sq = np.empty((n_net, fan_in))
-            _tasks(K.weights_batch, n_net * -(-fan_in // K._TASK_ROWS), w, keys, l + 1, plan.dist,
+            _tasks(K.weights_batch, _n_tasks(n_net, fan_in, K._TASK_ROWS), w, keys, l + 1, plan.dist,
                    plan.weight_std[l], row_sq)
             # realised sigma_w^2 = sum(W^2) / fan_out, rows summed in order (cumsum is sequential)
             sigma_w2[l] = np.cumsum(row_sq, axis=1)[:, -1] / fan_out
@@ -537,14 +552,15 @@ def _simulate_batch(plan, keys, out, workspace=None):
             weights[l] = w
         return w
 
-    view = _Workspace.view
     for rows in _block_rows(n_rows, plan.pairs_per_block):
         n_block = rows.shape[0]
-        ws = workspace if workspace is not None and workspace.shape == (n_net, n_block) \
-            else _Workspace(plan, n_net, n_block)
-        x = np.empty((n_net, n_block, int(plan.widths[0])), dtype=plan.dtype)
+        ws = workspace if reuse and workspace.fits(n_net, n_block) else _Workspace(plan, n_net, n_block, rowstats=False)
+        # the inputs in x[1] (layer 0 writes x[0], layer 1 overwrites x[1] after layer 0's GEMM)
+        x = view(ws.x[1], n_net, n_block, int(plan.widths[0]))
         draw_inputs(x, keys, rows, n_rows, plan.c0, plan.input_std)
-        st = np.zeros((depth, n_net, n_block, K.N_ROWSTATS))
+        # one block of all rows (the usual case): its statistics go straight into rowstats
+        st = rowstats if n_block == n_rows else np.empty((depth, n_net, n_block, K.N_ROWSTATS))
+        d_all = [d[:n_net] for d in ws.d]
         for l in range(depth):
             n_out = int(plan.widths[l + 1])
             # h_l = x_{l-1} W_l + b_l,  x_l = phi(h_l)
@@ -553,31 +569,31 @@ def _simulate_batch(plan, keys, out, workspace=None):
             h = _matmul(x, w, view(ws.h, n_net, n_block, n_out))
             clock("forward GEMMs")
             x = view(ws.x[l % 2], n_net, n_block, n_out)
-            d = ws.d[l]
+            d = d_all[l]
             if plan.fused[l]:
                 _tasks(plan.module.activate_stats_batch, n_net * (n_block - n_block // 2), h, biases[l],
                        plan.codes[l], x, d, plan.sat_lo[l], plan.sat_hi[l], plan.dead_lo[l], plan.dead_hi[l], st[l])
             else:
                 h += biases[l][:, None, :]
                 _activate(plan.vector[l], h.reshape(-1, n_out), x.reshape(-1, n_out), d.reshape(-1, n_out))
-                _tasks(K.layer_stats_batch, n_net * (n_block - n_block // 2), h, x, d, plan.sat_lo[l],
-                       plan.sat_hi[l], plan.dead_lo[l], plan.dead_hi[l], st[l])
+                _tasks(K.layer_stats_batch, _n_tasks(n_net, n_block - n_block // 2, K._TASK_PAIRS), h, x, d,
+                       plan.sat_lo[l], plan.sat_hi[l], plan.dead_lo[l], plan.dead_hi[l], st[l])
             clock("activation + statistics")
         g = view(ws.g[0], n_net, n_block, int(plan.widths[depth]))
         K.fill_batch(g, keys, K.TAG_OUTGRAD, depth, rows, K.DIST_NORMAL, 1.0)
         clock("random draws")
         for l in range(depth - 1, -1, -1):
             # dL/dh_l = dL/dx_l * phi'(h_l);  dL/dx_{l-1} = dL/dh_l W_l^T
-            _tasks(K.backward_batch, n_net * n_block, g, ws.d[l], st[l])
+            _tasks(K.backward_batch, _n_tasks(n_net, n_block, K._TASK_ROWS), g, d_all[l], st[l])
             clock("backward elementwise")
             if l > 0:
                 w = weight(l)
                 clock("random draws")
                 g = _matmul(g, w.transpose(0, 2, 1), view(ws.g[(depth - l) % 2], n_net, n_block, int(plan.widths[l])))
                 clock("backward GEMMs")
-        rowstats[:, :, rows, :] = st.transpose(1, 0, 2, 3)
-    for i in range(n_net):
-        K.network_values(rowstats[i], np.ascontiguousarray(sigma_w2[:, i]), plan.widths[1:], out[i])
+        if st is not rowstats:
+            rowstats[:, :, rows, :] = st
+    _tasks(K.network_values, n_net, rowstats, sigma_w2, plan.widths[1:], out)
     clock("reductions")
 
 
@@ -724,7 +740,7 @@ def run(spec, n_networks, n_inputs, seed, dtype=np.float64, c0=0.5, threshold=DE
                 if workspace is None:
                     rows = next(_block_rows(plan.n_rows, plan.pairs_per_block))
                     workspace = _Workspace(plan, batch, rows.shape[0])
-                _simulate_batch(plan, keys, values[b0:b0 + nb], workspace if nb == batch else None)
+                _simulate_batch(plan, keys, values[b0:b0 + nb], workspace)
                 bar.update(nb)
             clock = _Clock()
             moments.add(values)
