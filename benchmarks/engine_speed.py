@@ -216,10 +216,13 @@ def breakdown(case, repeat, activation="tanh"):
     from sigprop.simulate import engine as E
     spec = NetSpec.uniform(depth=case["depth"], width=case["width"], activation=activation, init="kaiming")
     E.run(spec, 2, case["n_inputs"], seed=1)  # compile / load
-    runs, walls = [], []
+    runs, walls, cpus = [], [], []
     for _ in range(repeat):
         E.PHASES = {}
+        c0 = os.times()
         walls.append(_timed(lambda: E.run(spec, case["n_networks"], case["n_inputs"], seed=0)))
+        c1 = os.times()
+        cpus.append(c1.user + c1.system - c0.user - c0.system)
         runs.append(E.PHASES)
     E.PHASES = None
     plan = E._Plan(spec, case["n_inputs"], np.dtype(np.float64), 0.5, 0.97)
@@ -241,11 +244,12 @@ def breakdown(case, repeat, activation="tanh"):
         "reductions": float("nan"),
     }
     rows = [(name, float(np.median([r.get(name, 0.0) for r in runs])), floors[name]) for name in E.PHASE_NAMES]
-    return rows, float(np.median(walls)), bw
+    return rows, float(np.median(walls)), bw, float(np.median(cpus))
 
 
-def print_breakdown(label, rows, wall, bw):
-    print(f"\n{label}: wall {wall:.3f} s (median), copy bandwidth {bw / 1e9:.1f} GB/s")
+def print_breakdown(label, rows, wall, bw, cpu):
+    print(f"\n{label}: wall {wall:.3f} s (median), process CPU {cpu:.3f} s (CPU / wall {cpu / wall:.2f}), "
+          f"copy bandwidth {bw / 1e9:.1f} GB/s")
     print(f"  {'phase':<26} {'time s':>8} {'floor s':>8} {'x floor':>8} {'share':>6}")
     for name, t, floor in rows:
         ratio = f"{t / floor:8.2f}" if floor == floor and floor > 0 else f"{'-':>8}"
@@ -282,6 +286,7 @@ def main(argv=None):
     import sigprop.simulate  # noqa: F401 (sets the threading layer it prefers)
     a = dict(depth=20, width=512, n_inputs=1024, n_networks=2 if args.quick else 4)
     b = dict(depth=20, width=64, n_inputs=16, n_networks=1000 if args.quick else 10000)
+    print(f"load average at start: {_load()}")
     if args.breakdown:
         print(f"numba {numba.__version__}, threads {numba.get_num_threads()}, cpus {os.cpu_count()}; "
               "floors: GEMMs = bare numpy matmuls of the same (batched) shapes; elementwise = bytes moved / "
@@ -291,6 +296,7 @@ def main(argv=None):
         ours, theirs = normal_ns()
         print(f"\nrandom normals, one thread: engine (Philox + ziggurat) {ours:.2f} ns each, "
               f"numpy Generator.standard_normal {theirs:.2f} ns each")
+        print(f"load average at end: {_load()}")
         return
     sw = 5.0 / 3.0
     print(f"numba {numba.__version__}, threads {numba.get_num_threads()}, layer {numba.config.THREADING_LAYER}, "
@@ -318,10 +324,19 @@ def main(argv=None):
         ratio = tr / te
         ok = "ok" if ratio >= goal else "MISS"
         print(f"{case:<52} {ref:<28} {te:9.3f} {tr:9.3f} {ratio:7.2f} {'>=' + str(goal):>6} {ok}")
+    print(f"load average at end: {_load()}")
     if not args.no_compile:
         first, cached = compile_times()
         print(f"compile: first run in a fresh cache {first:.1f} s, cached {cached:.1f} s "
               "(new process each: tanh, small and wide schedules)")
+
+
+def _load():
+    """The 1, 5 and 15 minute load averages (other processes on the cores make timings noisy)."""
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg()) + f" on {os.cpu_count()} cpus"
+    except OSError:
+        return "unknown"
 
 
 def _fmt(d):

@@ -42,8 +42,8 @@ Schedule: networks are simulated in batches (arrays with a leading network axis)
 networks (a width >= 128) go one at a time, small ones as many at a time as fit in
 :data:`MEMORY_BUDGET`. Buffers are reused across batches. GEMMs run as fixed tasks (a few
 networks, or :data:`GEMM_ROWS` rows of one network) on the engine's threads with BLAS
-single-threaded, elementwise work in row-parallel numba kernels: the two never run at
-once, so a process never has more compute threads than cores (:func:`compute_threads`),
+single-threaded, elementwise work in serial numba kernels run as ranges of tasks on the same
+threads (:func:`_tasks`): the two never run at once, so a process never has more compute threads than cores (:func:`compute_threads`),
 and idle threads sleep instead of spinning (a second process on the same cores is not
 slowed down by them). Activations numba can vectorise (piecewise polynomials, exp, tanh,
 with :mod:`sigprop.charmlp.vmath` standing in for :mod:`math`) run fused: bias, phi,
@@ -54,8 +54,13 @@ not depend on the batch size or the thread count.
 Compilation: the activation-independent kernels (:mod:`sigprop.simulate.kernels`) are
 compiled once, each for one signature per dtype (constants are passed as int64 values,
 not literals, and the orthogonal-weight QR is its own kernel, compiled only when used);
-the fused kernels are generated per activation set into :func:`cache_dir`. All are cached
-by numba (``cache=True``): later runs load in well under a second.
+the fused kernels are generated per activation set into :func:`cache_dir`, so a new
+activation compiles only its row kernels and ``activate_stats_batch``. All are cached by
+numba (``cache=True``): later runs load in well under a second. What a first run compiles is
+kept small: no parfors (a ``prange`` kernel's gufunc and two wrappers go through LLVM besides
+the function, about a second each; threads come from :func:`_tasks` instead), and the inputs
+are drawn by the biases' ``fill_batch``. ``benchmarks/first_run.py`` times a first run, a
+cached run and new activations.
 """
 from __future__ import annotations
 
@@ -305,10 +310,31 @@ def draw_network(spec: NetSpec, seed: int, index: int, n_inputs: int, c0: float 
         weights.append(w)
         biases.append(b[0])
     x = np.empty((n_inputs, widths[0]), dtype=dtype)
-    K.draw_inputs(x, k0, k1, np.arange(n_inputs), n_inputs, c0, math.sqrt(spec.input_var))
+    draw_inputs(x[None], np.array([[k0, k1]], dtype=np.uint64), np.arange(n_inputs), n_inputs, c0,
+                math.sqrt(spec.input_var))
     g = np.empty((n_inputs, widths[-1]), dtype=dtype)
     K.fill_rows_serial(g, k0, k1, K.TAG_OUTGRAD, spec.depth, np.arange(n_inputs), K.DIST_NORMAL, 1.0)
     return {"weights": weights, "biases": biases, "inputs": x, "output_grad": g}
+
+
+def draw_inputs(x, keys, rows, n_rows: int, c0: float, input_std: float) -> None:
+    """Input rows ``rows`` (global row numbers) of each network (keys (B, 2), x (B, len(rows), n_0)).
+
+    Rows come in pairs (a, a + P), P = n_rows // 2: x_a ~ N(0, input_std^2 I) and
+    x_{a+P} = c0 x_a + sqrt(1 - c0^2) x'_a, so each pair has correlation c0; an odd last
+    row is unpaired. Row r only depends on (key, r). Drawn by :func:`kernels.fill_batch`
+    (the kernel of the biases and output gradients: no draw kernel of its own to compile),
+    x'_a in float64 and the combination rounded once to x's dtype.
+    """
+    n_pairs = n_rows // 2
+    partner = (rows >= n_pairs) & (rows < 2 * n_pairs)
+    first = np.where(partner, rows - n_pairs, rows).astype(np.int64)
+    K.fill_batch(x, keys, K.TAG_INPUT, 0, first, K.DIST_NORMAL, input_std)
+    if partner.any():
+        other = np.empty((x.shape[0], int(partner.sum()), x.shape[2]))
+        K.fill_batch(other, keys, K.TAG_PARTNER, 0, first[partner], K.DIST_NORMAL, input_std)
+        s = math.sqrt(max(0.0, 1.0 - c0 * c0))
+        x[:, partner] = c0 * x[:, partner].astype(np.float64) + s * other
 
 
 def _network_keys(seed: int, start: int, n: int) -> np.ndarray:
@@ -374,6 +400,30 @@ def _pool(n_threads):
     return _POOL
 
 
+def _tasks(kernel, n_tasks: int, *args):
+    """``kernel(*args, t0, t1)`` over tasks ``0 <= t < n_tasks``, in one contiguous range of tasks
+    per engine thread (the calling thread takes the first). The kernels are serial numba
+    functions that release the GIL, and a task's numbers do not depend on its range: the result
+    is bitwise the same for any thread count. (Threads from Python instead of a numba ``prange``:
+    the same speed, and each kernel compiles in a fraction of the time of a parfor.)"""
+    n_threads = min(numba.get_num_threads(), n_tasks)
+    if n_threads < 2:
+        kernel(*args, 0, n_tasks)
+        return
+    bounds = [n_tasks * k // n_threads for k in range(n_threads + 1)]
+    pool = _pool(numba.get_num_threads())
+    futures = [pool.submit(kernel, *args, bounds[k], bounds[k + 1]) for k in range(1, n_threads)]
+    kernel(*args, bounds[0], bounds[1])
+    for f in futures:
+        f.result()
+
+
+def _n_tasks(n_net: int, n: int, per_task: int) -> int:
+    """Tasks of a batch kernel over ``n`` rows (or pairs of rows) of each of ``n_net`` networks,
+    ``per_task`` of them a task (the kernel's task size)."""
+    return n_net * -(-n // per_task)
+
+
 def _block_rows(n_rows: int, pairs_per_block: int):
     """Global row numbers of each block: pairs stay together, laid out (firsts, seconds[, lone])."""
     n_pairs = n_rows // 2
@@ -386,10 +436,11 @@ def _block_rows(n_rows: int, pairs_per_block: int):
 
 
 class _Workspace:
-    """Buffers of one batch, allocated once per run and reused for every batch (fresh
-    multi-megabyte arrays per layer cost page faults comparable to the elementwise work)."""
+    """Buffers of one batch, allocated once per run and reused for every batch, the last
+    (smaller) one included (fresh multi-megabyte arrays cost page faults comparable to the
+    elementwise work)."""
 
-    def __init__(self, plan, n_net, n_block):
+    def __init__(self, plan, n_net, n_block, rowstats=True):
         n_max = int(plan.widths.max())
         size = n_net * n_block * n_max
         self.shape = (n_net, n_block)
@@ -399,6 +450,11 @@ class _Workspace:
         self.d = [np.empty((n_net, n_block, int(n)), dtype=plan.dtype) for n in plan.widths[1:]]
         self.w = [np.empty((n_net, int(a), int(b)), dtype=plan.dtype)
                   for a, b in zip(plan.widths[:-1], plan.widths[1:])] if plan.store_weights else None
+        # per-row statistics of every layer and row (L, B, R, N_ROWSTATS), flat
+        self.rowstats = np.empty(plan.depth * n_net * plan.n_rows * K.N_ROWSTATS) if rowstats else None
+
+    def fits(self, n_net, n_block):
+        return n_net <= self.shape[0] and n_block == self.shape[1]
 
     @staticmethod
     def view(flat, *shape):
@@ -466,7 +522,7 @@ def _simulate_batch(plan, keys, out, workspace=None):
     ``dL/dx_{l-1} = dL/dh_l W_l^T``."""
     depth, n_rows, n_net = plan.depth, plan.n_rows, keys.shape[0]
     clock = _Clock()
-    rowstats = np.zeros((n_net, depth, n_rows, K.N_ROWSTATS))
+    view = _Workspace.view
     sigma_w2 = np.empty((depth, n_net))
     weights = [None] * depth
     biases = []
@@ -474,28 +530,37 @@ def _simulate_batch(plan, keys, out, workspace=None):
         b = np.empty((n_net, 1, int(plan.widths[l + 1])), dtype=plan.dtype)
         K.fill_batch(b, keys, K.TAG_BIAS, l + 1, np.zeros(1, dtype=np.int64), K.DIST_NORMAL, plan.sigma_b[l])
         biases.append(np.ascontiguousarray(b[:, 0, :]))
+    reuse = workspace is not None
+    rowstats = view(workspace.rowstats, depth, n_net, n_rows, K.N_ROWSTATS) if reuse \
+        else np.empty((depth, n_net, n_rows, K.N_ROWSTATS))
 
     def weight(l):
         if weights[l] is not None:
             return weights[l]
         shape = (n_net, int(plan.widths[l]), int(plan.widths[l + 1]))
-        w = workspace.w[l] if plan.store_weights and workspace is not None else np.empty(shape, plan.dtype)
+        w = workspace.w[l][:n_net] if plan.store_weights and reuse else np.empty(shape, plan.dtype)
         if plan.dist == K.DIST_ORTHOGONAL:
             K.orthogonal_batch(w, keys, l + 1, plan.weight_std[l], sigma_w2[l])
         else:
-            K.weights_batch(w, keys, l + 1, plan.dist, plan.weight_std[l], sigma_w2[l])
+            fan_in, fan_out = shape[1], shape[2]
+            row_sq = np.empty((n_net, fan_in))
+            _tasks(K.weights_batch, _n_tasks(n_net, fan_in, K._TASK_ROWS), w, keys, l + 1, plan.dist,
+                   plan.weight_std[l], row_sq)
+            # realised sigma_w^2 = sum(W^2) / fan_out, rows summed in order (cumsum is sequential)
+            sigma_w2[l] = np.cumsum(row_sq, axis=1)[:, -1] / fan_out
         if plan.store_weights:
             weights[l] = w
         return w
 
-    view = _Workspace.view
     for rows in _block_rows(n_rows, plan.pairs_per_block):
         n_block = rows.shape[0]
-        ws = workspace if workspace is not None and workspace.shape == (n_net, n_block) \
-            else _Workspace(plan, n_net, n_block)
-        x = np.empty((n_net, n_block, int(plan.widths[0])), dtype=plan.dtype)
-        K.inputs_batch(x, keys, rows, n_rows, plan.c0, plan.input_std)
-        st = np.zeros((depth, n_net, n_block, K.N_ROWSTATS))
+        ws = workspace if reuse and workspace.fits(n_net, n_block) else _Workspace(plan, n_net, n_block, rowstats=False)
+        # the inputs in x[1] (layer 0 writes x[0], layer 1 overwrites x[1] after layer 0's GEMM)
+        x = view(ws.x[1], n_net, n_block, int(plan.widths[0]))
+        draw_inputs(x, keys, rows, n_rows, plan.c0, plan.input_std)
+        # one block of all rows (the usual case): its statistics go straight into rowstats
+        st = rowstats if n_block == n_rows else np.empty((depth, n_net, n_block, K.N_ROWSTATS))
+        d_all = [d[:n_net] for d in ws.d]
         for l in range(depth):
             n_out = int(plan.widths[l + 1])
             # h_l = x_{l-1} W_l + b_l,  x_l = phi(h_l)
@@ -504,30 +569,31 @@ def _simulate_batch(plan, keys, out, workspace=None):
             h = _matmul(x, w, view(ws.h, n_net, n_block, n_out))
             clock("forward GEMMs")
             x = view(ws.x[l % 2], n_net, n_block, n_out)
-            d = ws.d[l]
+            d = d_all[l]
             if plan.fused[l]:
-                plan.module.activate_stats_batch(h, biases[l], plan.codes[l], x, d, plan.sat_lo[l], plan.sat_hi[l],
-                                                 plan.dead_lo[l], plan.dead_hi[l], st[l])
+                _tasks(plan.module.activate_stats_batch, n_net * (n_block - n_block // 2), h, biases[l],
+                       plan.codes[l], x, d, plan.sat_lo[l], plan.sat_hi[l], plan.dead_lo[l], plan.dead_hi[l], st[l])
             else:
                 h += biases[l][:, None, :]
                 _activate(plan.vector[l], h.reshape(-1, n_out), x.reshape(-1, n_out), d.reshape(-1, n_out))
-                K.layer_stats_batch(h, x, d, plan.sat_lo[l], plan.sat_hi[l], plan.dead_lo[l], plan.dead_hi[l], st[l])
+                _tasks(K.layer_stats_batch, _n_tasks(n_net, n_block - n_block // 2, K._TASK_PAIRS), h, x, d,
+                       plan.sat_lo[l], plan.sat_hi[l], plan.dead_lo[l], plan.dead_hi[l], st[l])
             clock("activation + statistics")
         g = view(ws.g[0], n_net, n_block, int(plan.widths[depth]))
         K.fill_batch(g, keys, K.TAG_OUTGRAD, depth, rows, K.DIST_NORMAL, 1.0)
         clock("random draws")
         for l in range(depth - 1, -1, -1):
             # dL/dh_l = dL/dx_l * phi'(h_l);  dL/dx_{l-1} = dL/dh_l W_l^T
-            K.backward_batch(g, ws.d[l], st[l])
+            _tasks(K.backward_batch, _n_tasks(n_net, n_block, K._TASK_ROWS), g, d_all[l], st[l])
             clock("backward elementwise")
             if l > 0:
                 w = weight(l)
                 clock("random draws")
                 g = _matmul(g, w.transpose(0, 2, 1), view(ws.g[(depth - l) % 2], n_net, n_block, int(plan.widths[l])))
                 clock("backward GEMMs")
-        rowstats[:, :, rows, :] = st.transpose(1, 0, 2, 3)
-    for i in range(n_net):
-        K.network_values(rowstats[i], np.ascontiguousarray(sigma_w2[:, i]), plan.widths[1:], out[i])
+        if st is not rowstats:
+            rowstats[:, :, rows, :] = st
+    _tasks(K.network_values, n_net, rowstats, sigma_w2, plan.widths[1:], out)
     clock("reductions")
 
 
@@ -674,7 +740,7 @@ def run(spec, n_networks, n_inputs, seed, dtype=np.float64, c0=0.5, threshold=DE
                 if workspace is None:
                     rows = next(_block_rows(plan.n_rows, plan.pairs_per_block))
                     workspace = _Workspace(plan, batch, rows.shape[0])
-                _simulate_batch(plan, keys, values[b0:b0 + nb], workspace if nb == batch else None)
+                _simulate_batch(plan, keys, values[b0:b0 + nb], workspace)
                 bar.update(nb)
             clock = _Clock()
             moments.add(values)

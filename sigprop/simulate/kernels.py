@@ -22,8 +22,11 @@ Layer pieces
 Everything that does not evaluate ``phi`` lives here: samplers, per-row statistics
 (``row_stats`` / ``pair_stats`` / ``layer_stats_batch``), ``backward_batch``
 (``dL/dh = dL/dx * phi'(h)`` and per-row ``||dL/dh||^2``) and the
-per-network reduction ``network_values``. Float reductions use four interleaved partial
-sums in a fixed order (:func:`_dot4`): fast and bitwise reproducible. The kernels that
+per-network reduction ``network_values``. A row's float sums (:func:`row_dot`, :func:`row_stats`)
+run in float64 in one pass, reassociated so that LLVM vectorises them: a fixed order for a given
+row length, so bitwise the same on any number of threads. Parallel kernels index rows in place
+and take at most a few views of their arrays per task of several rows (each view's reference
+count is an atomic operation on a cache line every thread shares). The kernels that
 evaluate ``phi`` are in ``_layer_template.py``, compiled once per activation set (see
 :mod:`sigprop.simulate.engine`).
 """
@@ -35,7 +38,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from .._jit import JIT, PARALLEL_JIT
+from .._jit import FAST_JIT, JIT, PARALLEL_JIT
 
 # --- purpose tags (bits 0-3 of counter word c3) ------------------------------------------------
 TAG_WEIGHT = 1
@@ -134,6 +137,7 @@ _S8 = np.uint64(8)
 _S11 = np.uint64(11)
 _S12 = np.uint64(12)
 _TWO_M53 = 2.0 ** -53
+_SIGNS = np.array([1.0, -1.0])
 
 
 @numba.njit(**JIT)
@@ -196,35 +200,44 @@ def philox_words(words, k0, k1, tag, layer, p0):
         words[2 * m + 1] = x2 | (x3 << _S32)
 
 
-@numba.njit(**JIT)
-def fill_row(out, words, k0, k1, tag, layer, row, dist, scale):
-    """Fill one row with i.i.d. numbers of std ``scale``: normal (dist 0) or uniform (dist 1).
+@numba.njit(inline="always", **JIT)
+def row_words(n):
+    """Scratch words for :func:`fill_row` of rows of length ``n`` (two per Philox block)."""
+    return np.empty(2 * ((n + 1) // 2), dtype=np.uint64)
 
-    Element j of row ``row`` comes from slot j % 2 of the block with pair index
+
+@numba.njit(**JIT)
+def fill_row(out, r, words, k0, k1, tag, layer, row, dist, scale):
+    """Fill row ``r`` of the 2-d ``out`` with i.i.d. numbers of std ``scale``: normal (dist 0)
+    or uniform (dist 1), the numbers of global row ``row`` of the stream (k0, k1, tag, layer).
+
+    Element j of global row ``row`` comes from slot j % 2 of the block with pair index
     ``row * ceil(n/2) + j // 2`` (so a row never shares a block with another row).
-    ``words`` is scratch space of at least ``2 ceil(n/2)`` uint64.
+    ``words`` is scratch space of exactly ``2 ceil(n/2)`` uint64 (:func:`row_words`).
+    The row is indexed in place (no view of ``out``: a view's reference count is an atomic
+    operation on a cache line that every thread writing into ``out`` shares).
     """
-    n = out.shape[0]
+    n = out.shape[1]
     half = (n + 1) // 2
     p0 = row * half
-    philox_words(words[:2 * half], k0, k1, tag, layer, p0)
+    philox_words(words, k0, k1, tag, layer, p0)
     if dist == DIST_UNIFORM:
         # U(-a, a) has std a / sqrt(3)
         a = math.sqrt(3.0) * scale
         for j in range(n):
-            out[j] = a * (2.0 * _uniform_open(words[j]) - 1.0)
+            out[r, j] = a * (2.0 * _uniform_open(words[j]) - 1.0)
         return
     for j in range(n):
         u = words[j]
         i = np.int64(u & _MASK8)
         m = u >> _S12
         if m < ZIG_K[i]:  # ziggurat fast path, inlined: about 99% of draws
-            z = np.float64(m) * ZIG_W[i]
-            if ((u >> _S8) & _ONE) == _ONE:
-                z = -z
+            # the sign bit picks a factor +-1 from a table (exact; a branch on it would be
+            # mispredicted half the time)
+            z = np.float64(m) * ZIG_W[i] * _SIGNS[np.int64((u >> _S8) & _ONE)]
         else:
             z = _ziggurat(u, k0, k1, tag, layer, p0 + j // 2, j & 1)
-        out[j] = z * scale
+        out[r, j] = z * scale
 
 
 _ROWS_PER_TASK = 16
@@ -236,45 +249,35 @@ def fill_rows(out, k0, k1, tag, layer, rows, dist, scale):
     n_rows = out.shape[0]
     n_tasks = (n_rows + _ROWS_PER_TASK - 1) // _ROWS_PER_TASK
     for t in prange(n_tasks):
-        words = np.empty(out.shape[1] + 1, dtype=np.uint64)
+        words = row_words(out.shape[1])
         for i in range(t * _ROWS_PER_TASK, min(n_rows, (t + 1) * _ROWS_PER_TASK)):
-            fill_row(out[i], words, k0, k1, tag, layer, rows[i], dist, scale)
+            fill_row(out, i, words, k0, k1, tag, layer, rows[i], dist, scale)
 
 
 @numba.njit(**JIT)
 def fill_rows_serial(out, k0, k1, tag, layer, rows, dist, scale):
-    words = np.empty(out.shape[1] + 1, dtype=np.uint64)
+    words = row_words(out.shape[1])
     for i in range(out.shape[0]):
-        fill_row(out[i], words, k0, k1, tag, layer, rows[i], dist, scale)
+        fill_row(out, i, words, k0, k1, tag, layer, rows[i], dist, scale)
 
 
-@numba.njit(**JIT)
-def _dot4(a, b):
-    """sum_j a_j b_j in float64 with four interleaved partial sums (lane j % 4, combined as
-    (s0 + s1) + (s2 + s3)): a fixed order, so reproducible, and four times the throughput
-    of one serial chain of additions."""
-    n = a.shape[0]
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    n4 = n - n % 4
-    for j in range(0, n4, 4):
-        s0 += np.float64(a[j]) * np.float64(b[j])
-        s1 += np.float64(a[j + 1]) * np.float64(b[j + 1])
-        s2 += np.float64(a[j + 2]) * np.float64(b[j + 2])
-        s3 += np.float64(a[j + 3]) * np.float64(b[j + 3])
-    for j in range(n4, n):
-        s0 += np.float64(a[j]) * np.float64(b[j])
-    return (s0 + s1) + (s2 + s3)
+@numba.njit(**FAST_JIT)
+def row_dot(a, i, b, k):
+    """sum_j a[i, j] b[k, j] in float64 (rows of 2-d arrays, indexed in place). The sum may be
+    reassociated (``FAST_JIT``) so that LLVM vectorises it: a fixed order for a given row
+    length and build, the same on any number of threads."""
+    s = 0.0
+    for j in range(a.shape[1]):
+        s += np.float64(a[i, j]) * np.float64(b[k, j])
+    return s
 
 
 @numba.njit(**JIT)
 def sum_squares(w):
-    """Sum of squares of a 2-d array (rows in order, :func:`_dot4` within a row)."""
+    """Sum of squares of a 2-d array (rows in order, :func:`row_dot` within a row)."""
     s = 0.0
     for i in range(w.shape[0]):
-        s += _dot4(w[i], w[i])
+        s += row_dot(w, i, w, i)
     return s
 
 
@@ -327,70 +330,43 @@ def draw_weights(w, k0, k1, layer, dist, std):
     return sum_squares(w) / fan_out
 
 
-@numba.njit(**JIT)
-def draw_inputs(x, k0, k1, rows, n_rows, c0, input_std):
-    """Input rows ``rows`` (global row numbers) of a network with ``n_rows`` rows in all.
-
-    Rows come in pairs (a, a + P), P = n_rows // 2: x_a ~ N(0, input_std^2 I) and
-    x_{a+P} = c0 x_a + sqrt(1 - c0^2) x'_a, so each pair has correlation c0; an odd last
-    row is unpaired. Row r only depends on (key, r).
-    """
-    n_pairs = n_rows // 2
-    s = math.sqrt(max(0.0, 1.0 - c0 * c0))
-    tmp = np.empty(x.shape[1], dtype=np.float64)
-    words = np.empty(x.shape[1] + 1, dtype=np.uint64)
-    for i in range(x.shape[0]):
-        r = rows[i]
-        a = r - n_pairs if (r >= n_pairs and r < 2 * n_pairs) else r
-        # constants as int64 values, not literals: one compiled fill_row serves every caller
-        fill_row(x[i], words, k0, k1, np.int64(TAG_INPUT), np.int64(0), a, np.int64(DIST_NORMAL), input_std)
-        if a != r:
-            # x_b = c0 x_a + sqrt(1 - c0^2) x'_a
-            fill_row(tmp, words, k0, k1, np.int64(TAG_PARTNER), np.int64(0), a, np.int64(DIST_NORMAL), input_std)
-            for j in range(x.shape[1]):
-                x[i, j] = c0 * x[i, j] + s * tmp[j]
-
-
-@numba.njit(**JIT)
-def row_stats(h, x, d, sat_lo, sat_hi, dead_lo, dead_hi, st):
-    """Statistics of one row of one layer from h (with bias), x = phi(h) and d = phi'(h)."""
-    # integer, branch-free counts (a ReLU unit is dead half the time: unpredictable branches),
-    # which LLVM vectorises; dead intervals are disjoint
+@numba.njit(**FAST_JIT)
+def row_stats(h, x, d, r, sat_lo, sat_hi, dead_lo, dead_hi, st):
+    """Statistics of row ``r`` of one layer (2-d h with bias, x = phi(h), d = phi'(h)) into
+    ``st[r]``: one pass over the row for every statistic (sums in float64, reassociated so that
+    LLVM vectorises them, see :func:`row_dot`; counts as branch-free integer sums, since a ReLU
+    unit is dead half the time and a branch on it is unpredictable). Dead intervals are
+    disjoint; an empty (NaN) interval counts nothing."""
+    q = 0.0
+    m = 0.0
+    s = 0.0
+    e = 0.0
     n_sat = 0
-    for j in range(h.shape[0]):
-        n_sat += np.int64((h[j] < sat_lo) | (h[j] > sat_hi))
     n_dead = 0
-    for k in range(dead_lo.shape[0]):
+    lo = dead_lo[0]
+    hi = dead_hi[0]
+    for j in range(h.shape[1]):
+        hj = h[r, j]
+        xj = np.float64(x[r, j])
+        dj = np.float64(d[r, j])
+        q += np.float64(hj) * np.float64(hj)
+        m += xj
+        s += xj * xj
+        e += dj * dj
+        n_sat += np.int64((hj < sat_lo) | (hj > sat_hi))
+        n_dead += np.int64((lo <= hj) & (hj <= hi))
+    for k in range(1, dead_lo.shape[0]):
         lo = dead_lo[k]
         hi = dead_hi[k]
-        for j in range(h.shape[0]):
-            n_dead += np.int64((lo <= h[j]) & (h[j] <= hi))
-    st[R_Q] = _dot4(h, h)
-    st[R_M] = _sum4(x)
-    st[R_S] = _dot4(x, x)
-    st[R_SAT] = np.float64(n_sat)
-    st[R_DEAD] = np.float64(n_dead)
-    st[R_D2] = _dot4(d, d)
-    st[R_AB] = 0.0
-
-
-@numba.njit(**JIT)
-def _sum4(a):
-    """sum_j a_j in float64, four interleaved partial sums as in :func:`_dot4`."""
-    n = a.shape[0]
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    n4 = n - n % 4
-    for j in range(0, n4, 4):
-        s0 += np.float64(a[j])
-        s1 += np.float64(a[j + 1])
-        s2 += np.float64(a[j + 2])
-        s3 += np.float64(a[j + 3])
-    for j in range(n4, n):
-        s0 += np.float64(a[j])
-    return (s0 + s1) + (s2 + s3)
+        for j in range(h.shape[1]):
+            n_dead += np.int64((lo <= h[r, j]) & (h[r, j] <= hi))
+    st[r, R_Q] = q
+    st[r, R_M] = m
+    st[r, R_S] = s
+    st[r, R_SAT] = np.float64(n_sat)
+    st[r, R_DEAD] = np.float64(n_dead)
+    st[r, R_D2] = e
+    st[r, R_AB] = 0.0
 
 
 @numba.njit(**JIT)
@@ -400,21 +376,24 @@ def pair_stats(h, x, d, sat_lo, sat_hi, dead_lo, dead_hi, rowstats, a):
     n_pairs = h.shape[0] // 2
     if a < n_pairs:
         b = a + n_pairs
-        row_stats(h[a], x[a], d[a], sat_lo, sat_hi, dead_lo, dead_hi, rowstats[a])
-        row_stats(h[b], x[b], d[b], sat_lo, sat_hi, dead_lo, dead_hi, rowstats[b])
+        row_stats(h, x, d, a, sat_lo, sat_hi, dead_lo, dead_hi, rowstats)
+        row_stats(h, x, d, b, sat_lo, sat_hi, dead_lo, dead_hi, rowstats)
         # sum_j h_a,j h_b,j : numerator of the pair's pre-activation correlation
-        rowstats[a, R_AB] = _dot4(h[a], h[b])
+        rowstats[a, R_AB] = row_dot(h, a, h, b)
     else:
-        b = 2 * n_pairs
-        row_stats(h[b], x[b], d[b], sat_lo, sat_hi, dead_lo, dead_hi, rowstats[b])
+        row_stats(h, x, d, 2 * n_pairs, sat_lo, sat_hi, dead_lo, dead_hi, rowstats)
 
 
-@numba.njit(**JIT)
-def backward_row(g, d, st):
-    """dL/dh = dL/dx * phi'(h) in place; ``st[R_G] = ||dL/dh||^2`` of the row."""
-    for j in range(g.shape[0]):
-        g[j] = g[j] * d[j]
-    st[R_G] = _dot4(g, g)
+@numba.njit(**FAST_JIT)
+def backward_row(g, d, r, st):
+    """dL/dh = dL/dx * phi'(h) in place on row ``r`` of g; ``st[r, R_G] = ||dL/dh||^2`` of
+    the row (one pass, the sum as in :func:`row_stats`)."""
+    s = 0.0
+    for j in range(g.shape[1]):
+        gj = g[r, j] * d[r, j]
+        g[r, j] = gj
+        s += np.float64(gj) * np.float64(gj)
+    st[r, R_G] = s
 
 
 # --- per-network values (the vector whose mean and covariance over networks we keep) ---------
@@ -436,70 +415,84 @@ N_VALUES = 14
 
 
 @numba.njit(**JIT)
-def network_values(rowstats, sigma_w2, n_units, out):
-    """Reduce one network's per-row statistics (L, R, N_ROWSTATS) to its values (L, N_VALUES),
-    summing rows in index order (a fixed order: bitwise reproducible)."""
-    depth, n_rows, _ = rowstats.shape
+def network_values(rowstats, sigma_w2, n_units, out, t0, t1):
+    """Reduce each network's per-row statistics, rowstats (L, B, R, N_ROWSTATS), to its values,
+    out (B, L, N_VALUES) (sigma_w2: (L, B)), summing rows in index order (a fixed order per
+    network: bitwise reproducible); tasks t0 <= t < t1 of B (a network each, run by the engine's
+    threads like the batch kernels below)."""
+    depth, n_net, n_rows, _ = rowstats.shape
     n_pairs = n_rows // 2
-    for l in range(depth):
-        acc = np.zeros(N_ROWSTATS)
-        lx = 0.0
-        lx2 = 0.0
-        lg = 0.0
-        lg2 = 0.0
-        aa = 0.0
-        bb = 0.0
-        for r in range(n_rows):
-            for k in range(N_ROWSTATS):
-                acc[k] += rowstats[l, r, k]
-            # log of a squared norm: -inf when the row vanished, +inf when it overflowed
-            a = math.log(rowstats[l, r, R_S]) if rowstats[l, r, R_S] > 0 else -np.inf
-            b = math.log(rowstats[l, r, R_G]) if rowstats[l, r, R_G] > 0 else -np.inf
-            if rowstats[l, r, R_S] != rowstats[l, r, R_S]:
-                a = np.nan
-            if rowstats[l, r, R_G] != rowstats[l, r, R_G]:
-                b = np.nan
-            lx += a
-            lx2 += a * a
-            lg += b
-            lg2 += b * b
-            if r < n_pairs:
-                aa += rowstats[l, r, R_Q]
-            elif r < 2 * n_pairs:
-                bb += rowstats[l, r, R_Q]
-        units = n_units[l] * n_rows
-        out[l, V_Q] = acc[R_Q] / units
-        out[l, V_M] = acc[R_M] / units
-        out[l, V_S] = acc[R_S] / units
-        out[l, V_SAT] = acc[R_SAT] / units
-        out[l, V_DEAD] = acc[R_DEAD] / units
-        out[l, V_G] = acc[R_G] / units
-        pair_units = n_units[l] * max(n_pairs, 1)
-        out[l, V_AB] = acc[R_AB] / pair_units
-        out[l, V_AA] = aa / pair_units
-        out[l, V_BB] = bb / pair_units
-        out[l, V_CHI] = sigma_w2[l] * acc[R_D2] / units
-        out[l, V_LX] = lx / n_rows
-        out[l, V_LX2] = lx2 / n_rows
-        out[l, V_LG] = lg / n_rows
-        out[l, V_LG2] = lg2 / n_rows
+    acc = np.zeros(N_ROWSTATS)
+    for i in range(t0, min(t1, n_net)):
+        for l in range(depth):
+            acc[:] = 0.0
+            lx = 0.0
+            lx2 = 0.0
+            lg = 0.0
+            lg2 = 0.0
+            aa = 0.0
+            bb = 0.0
+            for r in range(n_rows):
+                for k in range(N_ROWSTATS):
+                    acc[k] += rowstats[l, i, r, k]
+                # log of a squared norm: -inf when the row vanished, +inf when it overflowed
+                sx = rowstats[l, i, r, R_S]
+                sg = rowstats[l, i, r, R_G]
+                a = math.log(sx) if sx > 0 else -np.inf
+                b = math.log(sg) if sg > 0 else -np.inf
+                if sx != sx:
+                    a = np.nan
+                if sg != sg:
+                    b = np.nan
+                lx += a
+                lx2 += a * a
+                lg += b
+                lg2 += b * b
+                if r < n_pairs:
+                    aa += rowstats[l, i, r, R_Q]
+                elif r < 2 * n_pairs:
+                    bb += rowstats[l, i, r, R_Q]
+            units = n_units[l] * n_rows
+            out[i, l, V_Q] = acc[R_Q] / units
+            out[i, l, V_M] = acc[R_M] / units
+            out[i, l, V_S] = acc[R_S] / units
+            out[i, l, V_SAT] = acc[R_SAT] / units
+            out[i, l, V_DEAD] = acc[R_DEAD] / units
+            out[i, l, V_G] = acc[R_G] / units
+            pair_units = n_units[l] * max(n_pairs, 1)
+            out[i, l, V_AB] = acc[R_AB] / pair_units
+            out[i, l, V_AA] = aa / pair_units
+            out[i, l, V_BB] = bb / pair_units
+            out[i, l, V_CHI] = sigma_w2[l, i] * acc[R_D2] / units
+            out[i, l, V_LX] = lx / n_rows
+            out[i, l, V_LX2] = lx2 / n_rows
+            out[i, l, V_LG] = lg / n_rows
+            out[i, l, V_LG2] = lg2 / n_rows
 
 
 # --- batches of networks: arrays with a leading network axis --------------------------------------
-_TASK_ROWS = 16  # rows per parallel task (one scratch buffer each)
+# The hot batch kernels (weights_batch, backward_batch, the template's activate_stats_batch,
+# layer_stats_batch, and network_values above) are serial numba functions over tasks t0 <= t < t1
+# that release the GIL: the engine runs ranges of tasks on its threads (engine._tasks). A task's
+# numbers do not depend on the range it is in, so neither do the results. No parfors: compiling a
+# prange kernel costs about a second each (its gufunc and two wrappers go through LLVM besides the
+# function). Each task takes one view per array (w_i = w[i], see fill_row) and indexes rows in place.
+# fill_batch draws a small share of the numbers (biases, inputs, output gradients): serial.
+_TASK_ROWS = 16  # rows per task (one scratch buffer each)
 
 
-@numba.njit(**PARALLEL_JIT)
+@numba.njit(**JIT)
 def fill_batch(out, keys, tag, layer, rows, dist, scale):
     """``out[i]`` (R, n) gets rows ``rows`` of network i's stream (keys[i], tag, layer)."""
     n_net, n_rows, n = out.shape
     per_net = (n_rows + _TASK_ROWS - 1) // _TASK_ROWS
-    for t in prange(n_net * per_net):
+    for t in range(n_net * per_net):
         i = t // per_net
         r0 = (t % per_net) * _TASK_ROWS
-        words = np.empty(n + 1, dtype=np.uint64)
+        words = row_words(n)
+        out_i = out[i]  # one view per task (see fill_row)
         for r in range(r0, min(n_rows, r0 + _TASK_ROWS)):
-            fill_row(out[i, r], words, keys[i, 0], keys[i, 1], tag, layer, rows[r], dist, scale)
+            fill_row(out_i, r, words, keys[i, 0], keys[i, 1], tag, layer, rows[r], dist, scale)
 
 
 @numba.njit(**PARALLEL_JIT)
@@ -510,56 +503,51 @@ def orthogonal_batch(w, keys, layer, std, sigma_w2):
         sigma_w2[i] = draw_weights(w[i], keys[i, 0], keys[i, 1], layer, np.int64(DIST_ORTHOGONAL), std)
 
 
-@numba.njit(**PARALLEL_JIT)
-def weights_batch(w, keys, layer, dist, std, sigma_w2):
-    """Normal or uniform W_l of each network (B, fan_in, fan_out) and its realised
-    sigma_w^2 = sum(W^2) / fan_out (orthogonal weights: :func:`orthogonal_batch`)."""
+@numba.njit(**JIT)
+def weights_batch(w, keys, layer, dist, std, row_sq, t0, t1):
+    """Normal or uniform W_l of each network (B, fan_in, fan_out), tasks t0 <= t < t1 of
+    B * ceil(fan_in / 16) (16 rows each), and the squared norm of each row it drew in ``row_sq``
+    (B, fan_in): the engine's realised sigma_w^2 is ``sum_rows_in_order(row_sq) / fan_out``
+    (orthogonal weights: :func:`orthogonal_batch`)."""
     n_net, fan_in, fan_out = w.shape
     per_net = (fan_in + _TASK_ROWS - 1) // _TASK_ROWS
-    row_sq = np.empty((n_net, fan_in))
-    for t in prange(n_net * per_net):
+    for t in range(t0, min(t1, n_net * per_net)):
         i = t // per_net
         r0 = (t % per_net) * _TASK_ROWS
-        words = np.empty(fan_out + 1, dtype=np.uint64)
+        words = row_words(fan_out)
+        w_i = w[i]
         for r in range(r0, min(fan_in, r0 + _TASK_ROWS)):
-            fill_row(w[i, r], words, keys[i, 0], keys[i, 1], np.int64(TAG_WEIGHT), layer, np.int64(r), dist, std)
-            row_sq[i, r] = _dot4(w[i, r], w[i, r])   # while the row is in cache
-    for i in range(n_net):
-        # rows summed in order: the same number as sum_squares(w[i])
-        s = 0.0
-        for r in range(fan_in):
-            s += row_sq[i, r]
-        sigma_w2[i] = s / fan_out
+            fill_row(w_i, r, words, keys[i, 0], keys[i, 1], np.int64(TAG_WEIGHT), layer, np.int64(r), dist, std)
+            row_sq[i, r] = row_dot(w_i, r, w_i, r)   # while the row is in cache
 
 
-@numba.njit(**PARALLEL_JIT)
-def inputs_batch(x, keys, rows, n_rows, c0, input_std):
-    """Input rows ``rows`` of each network (see :func:`draw_inputs`)."""
-    n_net, n_block, _ = x.shape
-    per_net = (n_block + _TASK_ROWS - 1) // _TASK_ROWS
-    for t in prange(n_net * per_net):
-        i = t // per_net
-        r0 = (t % per_net) * _TASK_ROWS
-        r1 = min(n_block, r0 + _TASK_ROWS)
-        draw_inputs(x[i, r0:r1], keys[i, 0], keys[i, 1], rows[r0:r1], n_rows, c0, input_std)
+_TASK_PAIRS = _TASK_ROWS // 2  # pairs of rows per statistics task
 
 
-@numba.njit(**PARALLEL_JIT)
-def layer_stats_batch(h, x, d, sat_lo, sat_hi, dead_lo, dead_hi, rowstats):
-    """Statistics of one layer of each network: arrays (B, R, n), rowstats (B, R, N_ROWSTATS)."""
+@numba.njit(**JIT)
+def layer_stats_batch(h, x, d, sat_lo, sat_hi, dead_lo, dead_hi, rowstats, t0, t1):
+    """Statistics of one layer of each network: arrays (B, R, n), rowstats (B, R, N_ROWSTATS);
+    tasks t0 <= t < t1 of B * ceil(ceil(R / 2) / 8) (8 pairs of rows each)."""
     n_net, n_rows, _ = h.shape
     tasks = n_rows - n_rows // 2
-    for t in prange(n_net * tasks):
-        i = t // tasks
-        pair_stats(h[i], x[i], d[i], sat_lo, sat_hi, dead_lo, dead_hi, rowstats[i], t % tasks)
+    per_net = (tasks + _TASK_PAIRS - 1) // _TASK_PAIRS
+    for t in range(t0, min(t1, n_net * per_net)):
+        i = t // per_net
+        a0 = (t % per_net) * _TASK_PAIRS
+        h_i, x_i, d_i, st_i = h[i], x[i], d[i], rowstats[i]  # views once per task (see fill_row)
+        for a in range(a0, min(tasks, a0 + _TASK_PAIRS)):
+            pair_stats(h_i, x_i, d_i, sat_lo, sat_hi, dead_lo, dead_hi, st_i, a)
 
 
-@numba.njit(**PARALLEL_JIT)
-def backward_batch(g, d, rowstats):
-    """dL/dh = dL/dx * phi'(h) in place for each network and row; per-row ||dL/dh||^2."""
+@numba.njit(**JIT)
+def backward_batch(g, d, rowstats, t0, t1):
+    """dL/dh = dL/dx * phi'(h) in place for each network and row; per-row ||dL/dh||^2;
+    tasks t0 <= t < t1 of B * ceil(R / 16) (16 rows each)."""
     n_net, n_rows, _ = g.shape
-    for t in prange(n_net * n_rows):
-        i = t // n_rows
-        r = t % n_rows
-        backward_row(g[i, r], d[i, r], rowstats[i, r])
-
+    per_net = (n_rows + _TASK_ROWS - 1) // _TASK_ROWS
+    for t in range(t0, min(t1, n_net * per_net)):
+        i = t // per_net
+        r0 = (t % per_net) * _TASK_ROWS
+        g_i, d_i, st_i = g[i], d[i], rowstats[i]  # views once per task (see fill_row)
+        for r in range(r0, min(n_rows, r0 + _TASK_ROWS)):
+            backward_row(g_i, d_i, r, st_i)
