@@ -223,6 +223,9 @@ def test_bad_input_is_refused_in_one_line():
 #: scaling i.i.d. (3.28), std 0.2 scaling real (3.90), std 0.002 scaling real (2.39), kaiming no scaling
 #: i.i.d. (3.45), xavier scaling i.i.d. (3.03) at depth 12, but gpt2 no scaling real reaches 4.35 (resid_var
 #: at block 7 0.006045 against the same 64 networks' 0.005882), and the rest of the grid is not run with it.
+#: The whole depth-48 grid with the default (64 networks, seed 0, 2026-12-03): 19 of 20 cells agree (worst
+#: kaiming no scaling real 3.76, std 0.002 no scaling real 3.76); the one that does not is std 0.2 with
+#: residual scaling on real text, 4.36 against 4.33, the limit stated above.
 KNOWN_LIMITS = {}
 
 
