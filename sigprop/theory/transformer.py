@@ -447,6 +447,16 @@ def predict_transformer(config, idx, targets=None, prefix: str = "tokens", sampl
         per = a.reshape(a.shape[0], a.shape[1], -1).mean(axis=(0, 2))
         out[key][l] = per.mean()
         out_se[key][l] = per.std(ddof=1) / math.sqrt(per.size)
+
+    def mlp_members(l, Shp):
+        """The MLP of every member: pre-activation covariances Shp (B M, T, T) -> the block's
+        mlp_pre_var, gelu_mean and gelu_sq (population means and se) and the members' GELU kernels."""
+        qhp = np.einsum("btt->bt", Shp)
+        member_mean("mlp_pre_var", l, qhp.reshape(B, samples, T))
+        member_mean("gelu_mean", l, tabulated_expectation(phi, qhp, act.centers).reshape(B, samples, T))
+        Kphi = bivariate_kernel(phi, Shp, n_nodes, kinks=act.centers)
+        member_mean("gelu_sq", l, np.einsum("btt->bt", Kphi).reshape(B, samples, T))
+        return Kphi
     pos = {k: np.zeros((L, T)) for k in POSITION_QUANTITIES}
     pos_se = {k: np.zeros((L, T)) for k in POSITION_QUANTITIES}
     saved, covs = [], []
@@ -522,11 +532,7 @@ def predict_transformer(config, idx, targets=None, prefix: str = "tokens", sampl
             U2 = _layernorm_samples(Ap, eps)
             Shp = sd["fc"] ** 2 * np.einsum("bmti,bmsi->bmts", U2, U2).reshape(B * samples, T, T)
             del U2
-            qhp = np.einsum("btt->bt", Shp)
-            member_mean("mlp_pre_var", l, qhp.reshape(B, samples, T))
-            member_mean("gelu_mean", l, tabulated_expectation(phi, qhp, act.centers).reshape(B, samples, T))
-            Kphi = bivariate_kernel(phi, Shp, n_nodes, kinks=act.centers)
-            member_mean("gelu_sq", l, np.einsum("btt->bt", Kphi).reshape(B, samples, T))
+            Kphi = mlp_members(l, Shp)
             Xp = Ap + _gaussian_rows(sd["fp"] ** 2 * 4 * d * Kphi.reshape(B, samples, T, T), d, rng)
             Sh = Shp.reshape(B, samples, T, T).mean(axis=1)
             _, r2, a2, b2 = _layernorm(K + Ko, d, eps)
@@ -536,11 +542,7 @@ def predict_transformer(config, idx, targets=None, prefix: str = "tokens", sampl
             del Kop
             G2p, r2, a2, b2 = _layernorm(Kap, d, eps)
             Shp = sd["fc"] ** 2 * d * G2p
-            qhp = np.einsum("btt->bt", Shp)
-            member_mean("mlp_pre_var", l, qhp.reshape(B, samples, T))
-            member_mean("gelu_mean", l, tabulated_expectation(phi, qhp, act.centers).reshape(B, samples, T))
-            Kphi = bivariate_kernel(phi, Shp, n_nodes, kinks=act.centers)
-            member_mean("gelu_sq", l, np.einsum("btt->bt", Kphi).reshape(B, samples, T))
+            Kphi = mlp_members(l, Shp)
             Kp = (Kap + sd["fp"] ** 2 * 4 * d * Kphi).reshape(B, samples, T, T)
             Sh = Shp.reshape(B, samples, T, T).mean(axis=1)
             r2, a2, b2 = (z.reshape(B, samples, T).mean(axis=1) for z in (r2, a2, b2))
