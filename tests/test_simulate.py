@@ -14,6 +14,7 @@ from scipy import stats as st
 
 from sigprop import NetSpec
 from sigprop.simulate import SIM_QUANTITIES, draw_network, run
+from sigprop.simulate import engine
 from sigprop.simulate import kernels as K
 
 
@@ -196,19 +197,34 @@ def test_batch_size_does_not_change_the_numbers(activation):
         np.testing.assert_allclose(a[k], c[k], rtol=1e-10, atol=1e-13, err_msg=k)
 
 
-@pytest.mark.parametrize("width", [24, 160])
-def test_bitwise_reproducible_across_thread_counts(width):
+@pytest.mark.parametrize("width, n_networks", [(24, 6), (24, 2 * engine.PIECE + 9), (160, 6)])
+def test_bitwise_reproducible_across_thread_counts(width, n_networks):
+    """Wide networks (threads split each kernel) and batches of small networks (threads take
+    pieces of PIECE networks, here one piece or three, the last a short one)."""
     spec = NetSpec.uniform(depth=3, width=width, activation="tanh", init="kaiming", sigma_b=0.1)
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        one = run(spec, 6, 6, seed=5)
+        one = run(spec, n_networks, 6, seed=5)
         numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-        two = run(spec, 6, 6, seed=5)
+        two = run(spec, n_networks, 6, seed=5)
     finally:
         numba.set_num_threads(before)
     assert one.equals(two)
-    assert not one.equals(run(spec, 6, 6, seed=6))
+    assert not one.equals(run(spec, n_networks, 6, seed=6))
+
+
+def test_pieces_are_the_per_network_computation():
+    """A batch of small networks cut into the threads' pieces gives each network's values as one
+    network at a time does (the kernels split over threads instead): equal to float rounding
+    (only the folding of values into the moments differs)."""
+    spec = NetSpec.uniform(depth=3, width=24, activation="relu", init="kaiming", sigma_b=0.1)
+    n = 2 * engine.PIECE + 9
+    pieces = run(spec, n, 6, seed=4)
+    assert pieces.meta["batch"] > engine.PIECE
+    single = run(spec, n, 6, seed=4, _batch=1)
+    for k in SIM_QUANTITIES:
+        np.testing.assert_allclose(pieces[k], single[k], rtol=1e-10, atol=1e-13, err_msg=k)
 
 
 def test_wide_gemm_split_is_bitwise_reproducible_across_thread_counts():

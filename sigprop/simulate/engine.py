@@ -40,10 +40,11 @@ run are the networks of a run with ``n_networks = n``.
 
 Schedule: networks are simulated in batches (arrays with a leading network axis). Wide
 networks (a width >= 128) go one at a time, small ones as many at a time as fit in
-:data:`MEMORY_BUDGET`. Buffers are reused across batches. GEMMs run as fixed tasks (a few
-networks, or :data:`GEMM_ROWS` rows of one network) on the engine's threads with BLAS
-single-threaded, elementwise work in serial numba kernels run as ranges of tasks on the same
-threads (:func:`_tasks`): the two never run at once, so a process never has more compute threads than cores (:func:`compute_threads`),
+:data:`MEMORY_BUDGET`. Buffers are reused across batches. A wide network's GEMMs run as fixed
+tasks of :data:`GEMM_ROWS` rows on the engine's threads with BLAS single-threaded, its
+elementwise work in serial numba kernels run as ranges of tasks on the same threads
+(:func:`_tasks`); a batch of small networks is cut into pieces of :data:`PIECE` networks that
+the threads take in turn, each piece through all its layers on one thread. The two never run at once, so a process never has more compute threads than cores (:func:`compute_threads`),
 and idle threads sleep instead of spinning (a second process on the same cores is not
 slowed down by them). Activations numba can vectorise (piecewise polynomials, exp, tanh,
 with :mod:`sigprop.charmlp.vmath` standing in for :mod:`math`) run fused: bias, phi,
@@ -274,6 +275,8 @@ def memory_estimate(spec: NetSpec, n_networks: int, n_inputs: int, dtype=np.floa
     depth = spec.depth
     store_weights, pairs_per_block, batch = _schedule(widths, n_inputs, itemsize)
     n_net = min(batch, n_networks)
+    if batch > PIECE:   # the threads' pieces (_simulate_pieces): at most ceil(batch / PIECE) of them
+        n_net = min(-(-batch // PIECE) * PIECE, -(-n_networks // PIECE) * PIECE)
     n_block = min(n_inputs, 2 * pairs_per_block + 1)
     n_max, n_hidden = int(widths.max()), int(widths[1:].sum())
     weights = int(np.sum(widths[:-1] * widths[1:])) if store_weights else int(np.max(widths[:-1] * widths[1:]))
@@ -371,10 +374,11 @@ _POOL = None
 _ACTIVATE_CHUNK = 2 ** 15  # elements: numpy temporaries of 256 KB stay in L2
 
 
-def _activate(phi_dphi, h, x, d):
-    """``x, d = phi(h), phi'(h)`` with numpy's SIMD ufuncs, rows split over threads (ufuncs
-    release the GIL; elementwise, so the split does not change a bit)."""
-    n_threads = numba.get_num_threads()
+def _activate(phi_dphi, h, x, d, threads=None):
+    """``x, d = phi(h), phi'(h)`` with numpy's SIMD ufuncs, rows split over ``threads`` threads
+    (default: numba's thread count; ufuncs release the GIL; elementwise, so the split does not
+    change a bit)."""
+    n_threads = numba.get_num_threads() if threads is None else threads
     if n_threads < 2 or h.size < 2 ** 16:
         with np.errstate(all="ignore"):
             x[...], d[...] = phi_dphi(h)
@@ -400,13 +404,14 @@ def _pool(n_threads):
     return _POOL
 
 
-def _tasks(kernel, n_tasks: int, *args):
+def _tasks(kernel, n_tasks: int, *args, threads=None):
     """``kernel(*args, t0, t1)`` over tasks ``0 <= t < n_tasks``, in one contiguous range of tasks
-    per engine thread (the calling thread takes the first). The kernels are serial numba
-    functions that release the GIL, and a task's numbers do not depend on its range: the result
-    is bitwise the same for any thread count. (Threads from Python instead of a numba ``prange``:
-    the same speed, and each kernel compiles in a fraction of the time of a parfor.)"""
-    n_threads = min(numba.get_num_threads(), n_tasks)
+    per engine thread (``threads``, default numba's thread count; the calling thread takes the
+    first range). The kernels are serial numba functions that release the GIL, and a task's
+    numbers do not depend on its range: the result is bitwise the same for any thread count.
+    (Threads from Python instead of a numba ``prange``: the same speed, and each kernel compiles
+    in a fraction of the time of a parfor.)"""
+    n_threads = min(numba.get_num_threads() if threads is None else threads, n_tasks)
     if n_threads < 2:
         kernel(*args, 0, n_tasks)
         return
@@ -461,17 +466,52 @@ class _Workspace:
         return flat[:int(np.prod(shape))].reshape(shape)
 
 
+#: Networks of a batch of small networks that one thread simulates at a time, through all the
+#: layers, with a workspace of its own (a piece). Threads hand work over once per piece instead
+#: of at every kernel: on a 2-core VM a hand-over to a sleeping thread costs 0.1-0.3 ms of wall
+#: time, and the glue between kernels holds the GIL, so small pieces make the threads wait for
+#: each other (10,000 networks of depth 20, width 64, 16 inputs, 2 threads: CPU / wall 1.45 with
+#: the kernels split instead, 1.6 with pieces of 16, 1.75 with pieces of 32-96). A constant: the
+#: numbers depend neither on it nor on which thread takes which piece.
+PIECE = 64
+
+
+def _simulate_pieces(plan, keys, out, workspaces):
+    """``_simulate_batch`` of a batch of small networks, in pieces of :data:`PIECE` networks that
+    the engine's threads take in turn (one workspace each; the next free thread takes the next
+    piece, so a thread slowed down by another process does not hold the others back)."""
+    n_net = keys.shape[0]
+    starts = range(0, n_net, PIECE)
+    lock = __import__("threading").Lock()
+    queue = iter(starts)
+
+    def work(k):
+        with np.errstate(all="ignore"):   # errstate is per thread
+            while True:
+                with lock:
+                    p0 = next(queue, None)
+                if p0 is None:
+                    return
+                p1 = min(p0 + PIECE, n_net)
+                _simulate_batch(plan, keys[p0:p1], out[p0:p1], workspaces[k], threads=1)
+    n_threads = min(len(workspaces), len(starts))
+    futures = [_pool(numba.get_num_threads()).submit(work, k) for k in range(1, n_threads)]
+    work(0)
+    for f in futures:
+        f.result()
+
+
 #: Rows of one task of a wide network's GEMM: a fixed split, so the numbers do not depend on
 #: the thread count (each task is one single-threaded BLAS call on the same rows).
 GEMM_ROWS = 256
 
 
-def _matmul(a, b, out):
+def _matmul(a, b, out, threads=None):
     """Batched ``a @ b`` into ``out`` as fixed tasks on the engine's threads, BLAS single-threaded
     (:func:`compute_threads`): a batch of networks is split by network (each network's GEMM is
     the same call either way), one network by blocks of :data:`GEMM_ROWS` rows. The split does
     not depend on the thread count, so neither do the numbers; threads never exceed cores."""
-    n_threads = numba.get_num_threads()
+    n_threads = numba.get_num_threads() if threads is None else threads
     n_net, n_rows = a.shape[0], a.shape[1]
     if n_net >= 2:
         per = -(-n_net // max(1, min(n_net, 4 * n_threads)))
@@ -515,11 +555,12 @@ def compute_threads():
         numba.set_num_threads(before)
 
 
-def _simulate_batch(plan, keys, out, workspace=None):
+def _simulate_batch(plan, keys, out, workspace=None, threads=None):
     """Simulate the networks with Philox keys ``keys`` (B, 2); ``out[i]`` gets network i's
     values (L, N_VALUES). Forward ``h_l = x_{l-1} W_l + b_l``, ``x_l = phi(h_l)``; backward
     from an i.i.d. N(0, 1) ``dL/dx_L``: ``dL/dh_l = dL/dx_l * phi'(h_l)``,
-    ``dL/dx_{l-1} = dL/dh_l W_l^T``."""
+    ``dL/dx_{l-1} = dL/dh_l W_l^T``. Kernels and GEMMs split over ``threads`` threads (default
+    numba's thread count; 1 when the caller runs pieces of a batch on its own threads)."""
     depth, n_rows, n_net = plan.depth, plan.n_rows, keys.shape[0]
     clock = _Clock()
     view = _Workspace.view
@@ -540,12 +581,12 @@ def _simulate_batch(plan, keys, out, workspace=None):
         shape = (n_net, int(plan.widths[l]), int(plan.widths[l + 1]))
         w = workspace.w[l][:n_net] if plan.store_weights and reuse else np.empty(shape, plan.dtype)
         if plan.dist == K.DIST_ORTHOGONAL:
-            K.orthogonal_batch(w, keys, l + 1, plan.weight_std[l], sigma_w2[l])
+            _tasks(K.orthogonal_batch, n_net, w, keys, l + 1, plan.weight_std[l], sigma_w2[l], threads=threads)
         else:
             fan_in, fan_out = shape[1], shape[2]
             row_sq = np.empty((n_net, fan_in))
             _tasks(K.weights_batch, _n_tasks(n_net, fan_in, K._TASK_ROWS), w, keys, l + 1, plan.dist,
-                   plan.weight_std[l], row_sq)
+                   plan.weight_std[l], row_sq, threads=threads)
             # realised sigma_w^2 = sum(W^2) / fan_out, rows summed in order (cumsum is sequential)
             sigma_w2[l] = np.cumsum(row_sq, axis=1)[:, -1] / fan_out
         if plan.store_weights:
@@ -566,34 +607,36 @@ def _simulate_batch(plan, keys, out, workspace=None):
             # h_l = x_{l-1} W_l + b_l,  x_l = phi(h_l)
             w = weight(l)
             clock("random draws")
-            h = _matmul(x, w, view(ws.h, n_net, n_block, n_out))
+            h = _matmul(x, w, view(ws.h, n_net, n_block, n_out), threads)
             clock("forward GEMMs")
             x = view(ws.x[l % 2], n_net, n_block, n_out)
             d = d_all[l]
             if plan.fused[l]:
                 _tasks(plan.module.activate_stats_batch, n_net * (n_block - n_block // 2), h, biases[l],
-                       plan.codes[l], x, d, plan.sat_lo[l], plan.sat_hi[l], plan.dead_lo[l], plan.dead_hi[l], st[l])
+                       plan.codes[l], x, d, plan.sat_lo[l], plan.sat_hi[l], plan.dead_lo[l], plan.dead_hi[l], st[l],
+                       threads=threads)
             else:
                 h += biases[l][:, None, :]
-                _activate(plan.vector[l], h.reshape(-1, n_out), x.reshape(-1, n_out), d.reshape(-1, n_out))
+                _activate(plan.vector[l], h.reshape(-1, n_out), x.reshape(-1, n_out), d.reshape(-1, n_out), threads)
                 _tasks(K.layer_stats_batch, _n_tasks(n_net, n_block - n_block // 2, K._TASK_PAIRS), h, x, d,
-                       plan.sat_lo[l], plan.sat_hi[l], plan.dead_lo[l], plan.dead_hi[l], st[l])
+                       plan.sat_lo[l], plan.sat_hi[l], plan.dead_lo[l], plan.dead_hi[l], st[l], threads=threads)
             clock("activation + statistics")
         g = view(ws.g[0], n_net, n_block, int(plan.widths[depth]))
         K.fill_batch(g, keys, K.TAG_OUTGRAD, depth, rows, K.DIST_NORMAL, 1.0)
         clock("random draws")
         for l in range(depth - 1, -1, -1):
             # dL/dh_l = dL/dx_l * phi'(h_l);  dL/dx_{l-1} = dL/dh_l W_l^T
-            _tasks(K.backward_batch, _n_tasks(n_net, n_block, K._TASK_ROWS), g, d_all[l], st[l])
+            _tasks(K.backward_batch, _n_tasks(n_net, n_block, K._TASK_ROWS), g, d_all[l], st[l], threads=threads)
             clock("backward elementwise")
             if l > 0:
                 w = weight(l)
                 clock("random draws")
-                g = _matmul(g, w.transpose(0, 2, 1), view(ws.g[(depth - l) % 2], n_net, n_block, int(plan.widths[l])))
+                g = _matmul(g, w.transpose(0, 2, 1), view(ws.g[(depth - l) % 2], n_net, n_block, int(plan.widths[l])),
+                            threads)
                 clock("backward GEMMs")
         if st is not rowstats:
             rowstats[:, :, rows, :] = st
-    _tasks(K.network_values, n_net, rowstats, sigma_w2, plan.widths[1:], out)
+    _tasks(K.network_values, n_net, rowstats, sigma_w2, plan.widths[1:], out, threads=threads)
     clock("reductions")
 
 
@@ -726,7 +769,7 @@ def run(spec, n_networks, n_inputs, seed, dtype=np.float64, c0=0.5, threshold=DE
     depth = plan.depth
     moments = _Moments(depth, K.N_VALUES)
     bar = Progress(n_networks, "simulate", enabled=progress)
-    workspace = None
+    workspace = workspaces = None
     # per-network values are folded into the moments every `chunk` networks (a multiple of
     # the batch, independent of the thread count: the same folding order every time)
     chunk = batch * max(1, min(-(-n_networks // batch), _CHUNK_VALUES // (batch * depth * K.N_VALUES * 8)))
@@ -737,10 +780,16 @@ def run(spec, n_networks, n_inputs, seed, dtype=np.float64, c0=0.5, threshold=DE
             for b0 in range(0, n, batch):
                 nb = min(batch, n - b0)
                 keys = _network_keys(seed, start + b0, nb)
-                if workspace is None:
-                    rows = next(_block_rows(plan.n_rows, plan.pairs_per_block))
-                    workspace = _Workspace(plan, batch, rows.shape[0])
-                _simulate_batch(plan, keys, values[b0:b0 + nb], workspace)
+                rows = next(_block_rows(plan.n_rows, plan.pairs_per_block))
+                if batch <= PIECE:    # wide networks (one at a time): threads split each kernel
+                    if workspace is None:
+                        workspace = _Workspace(plan, batch, rows.shape[0])
+                    _simulate_batch(plan, keys, values[b0:b0 + nb], workspace)
+                else:                 # many small networks: threads take pieces of the batch
+                    if workspaces is None:
+                        n_ws = min(numba.get_num_threads(), -(-batch // PIECE))
+                        workspaces = [_Workspace(plan, PIECE, rows.shape[0]) for _ in range(n_ws)]
+                    _simulate_pieces(plan, keys, values[b0:b0 + nb], workspaces)
                 bar.update(nb)
             clock = _Clock()
             moments.add(values)
