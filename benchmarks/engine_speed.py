@@ -243,13 +243,20 @@ def breakdown(case, repeat, activation="tanh"):
         "backward elementwise": 3 * one * depth * per_run / bw,
         "reductions": float("nan"),
     }
-    rows = [(name, float(np.median([r.get(name, 0.0) for r in runs])), floors[name]) for name in E.PHASE_NAMES]
-    return rows, float(np.median(walls)), bw, float(np.median(cpus))
+    # threads that simulate pieces of networks at once each charge their own phases: their sum is
+    # thread-seconds; divided by the number of such threads it is comparable with the wall-time floors
+    piece, n_ws = E._pieces(plan.widths, n_in, 8, plan.batch, n_net)
+    share = n_ws if piece else 1
+    rows = [(name, float(np.median([r.get(name, 0.0) for r in runs])) / share, floors[name]) for name in E.PHASE_NAMES]
+    return rows, float(np.median(walls)), bw, float(np.median(cpus)), (piece, n_ws)
 
 
-def print_breakdown(label, rows, wall, bw, cpu):
+def print_breakdown(label, rows, wall, bw, cpu, pieces):
     print(f"\n{label}: wall {wall:.3f} s (median), process CPU {cpu:.3f} s (CPU / wall {cpu / wall:.2f}), "
           f"copy bandwidth {bw / 1e9:.1f} GB/s")
+    if pieces[0]:
+        print(f"  ({pieces[1]} threads each simulate {pieces[0]} network(s) at a time: phase times are "
+              f"thread-seconds / {pieces[1]})")
     print(f"  {'phase':<26} {'time s':>8} {'floor s':>8} {'x floor':>8} {'share':>6}")
     for name, t, floor in rows:
         ratio = f"{t / floor:8.2f}" if floor == floor and floor > 0 else f"{'-':>8}"

@@ -227,21 +227,31 @@ def test_pieces_are_the_per_network_computation():
         np.testing.assert_allclose(pieces[k], single[k], rtol=1e-10, atol=1e-13, err_msg=k)
 
 
-def test_wide_gemm_split_is_bitwise_reproducible_across_thread_counts():
-    """A wide network's GEMMs go in fixed blocks of GEMM_ROWS rows (here 3 blocks) on the
-    engine's threads: 1 or 2 threads give the same bits."""
+@pytest.mark.parametrize("one_per_thread", [False, True])
+def test_wide_gemm_split_is_bitwise_reproducible_across_thread_counts(one_per_thread, monkeypatch):
+    """Wide networks go one per thread, or (when their workspaces do not fit in
+    WIDE_PIECES_BUDGET) one at a time with their GEMMs in fixed blocks of GEMM_ROWS rows (here 3
+    blocks) on the engine's threads: either way 1 or 2 threads give the same bits, and the two
+    schedules give the same numbers."""
     from sigprop.simulate.engine import GEMM_ROWS
+    if not one_per_thread:
+        monkeypatch.setattr(engine, "WIDE_PIECES_BUDGET", 0)
     n_inputs = 2 * GEMM_ROWS + 10
     spec = NetSpec.uniform(depth=2, width=130, activation="tanh", init="kaiming", sigma_b=0.1)
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        one = run(spec, 2, n_inputs, seed=5)
+        one = run(spec, 3, n_inputs, seed=5)
         numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-        two = run(spec, 2, n_inputs, seed=5)
+        two = run(spec, 3, n_inputs, seed=5)
+        assert engine._pieces(np.array([130, 130, 130]), n_inputs, 8, 1, 3) \
+            == ((1, 2) if one_per_thread and numba.get_num_threads() >= 2 and engine.available_cores() >= 2 else (0, 1))
     finally:
         numba.set_num_threads(before)
     assert one.equals(two)
+    monkeypatch.setattr(engine, "WIDE_PIECES_BUDGET", 0 if one_per_thread else 2 ** 40)
+    for k in SIM_QUANTITIES:   # the other schedule: the same numbers (folded in the same order)
+        np.testing.assert_array_equal(run(spec, 3, n_inputs, seed=5)[k], one[k], err_msg=k)
 
 
 def test_compute_threads_never_exceed_the_cores():

@@ -209,10 +209,13 @@ class _Plan:
             if a not in distinct:
                 distinct.append(a)
         self.module = load_kernels(distinct)
-        self.vector = [vector_function(a) for a in acts]
+        # once per distinct activation (a sympy lambdify each: milliseconds)
+        vector = [vector_function(a) for a in distinct]
+        self.vector = [vector[distinct.index(a)] for a in acts]
         # activations numba can vectorise (piecewise polynomials, exp, tanh) run in the fused
         # numba kernel; the others (erf, ...) in numpy/scipy ufuncs, then a statistics pass
-        self.fused = [_vectorisable(a) for a in acts]
+        fused = [_vectorisable(a) for a in distinct]
+        self.fused = [fused[distinct.index(a)] for a in acts]
         depth = spec.depth
         self.depth = depth
         self.widths = np.array((spec.input_dim,) + spec.widths, dtype=np.int64)
@@ -272,17 +275,24 @@ def memory_estimate(spec: NetSpec, n_networks: int, n_inputs: int, dtype=np.floa
     """
     itemsize = np.dtype(dtype).itemsize
     widths = np.array((spec.input_dim,) + spec.widths, dtype=np.int64)
-    depth = spec.depth
-    store_weights, pairs_per_block, batch = _schedule(widths, n_inputs, itemsize)
-    n_net = min(batch, n_networks)
-    if batch > PIECE:   # the threads' pieces (_simulate_pieces): at most ceil(batch / PIECE) of them
-        n_net = min(-(-batch // PIECE) * PIECE, -(-n_networks // PIECE) * PIECE)
+    batch = _schedule(widths, n_inputs, itemsize)[2]
+    piece, n_ws = _pieces(widths, n_inputs, itemsize, batch, n_networks)
+    workspaces = n_ws * _workspace_bytes(widths, n_inputs, itemsize, piece) if piece \
+        else _workspace_bytes(widths, n_inputs, itemsize, min(batch, n_networks))
+    return int(workspaces + min(_CHUNK_VALUES, 8 * n_networks * spec.depth * K.N_VALUES))
+
+
+def _workspace_bytes(widths, n_inputs: int, itemsize: int, n_net: int) -> int:
+    """Bytes of a :class:`_Workspace` for ``n_net`` networks (its buffers, the weights, the
+    per-input statistics)."""
+    depth = widths.size - 1
+    store_weights, pairs_per_block, _ = _schedule(widths, n_inputs, itemsize)
     n_block = min(n_inputs, 2 * pairs_per_block + 1)
     n_max, n_hidden = int(widths.max()), int(widths[1:].sum())
     weights = int(np.sum(widths[:-1] * widths[1:])) if store_weights else int(np.max(widths[:-1] * widths[1:]))
     elements = n_net * (n_block * (5 * n_max + n_hidden + int(widths[0])) + weights + n_hidden)
     stats = 8 * n_net * depth * (n_inputs + n_block) * K.N_ROWSTATS
-    return int(elements * itemsize + stats + min(_CHUNK_VALUES, 8 * n_networks * depth * K.N_VALUES))
+    return int(elements * itemsize + stats)
 
 
 def draw_network(spec: NetSpec, seed: int, index: int, n_inputs: int, c0: float = 0.5, dtype=np.float64) -> dict:
@@ -476,12 +486,37 @@ class _Workspace:
 PIECE = 64
 
 
-def _simulate_pieces(plan, keys, out, workspaces):
-    """``_simulate_batch`` of a batch of small networks, in pieces of :data:`PIECE` networks that
+def _pieces(widths, n_inputs: int, itemsize: int, batch: int, n_networks: int):
+    """``(piece, n_workspaces)``: the engine's threads each simulate ``piece`` networks at a time
+    through all their layers, ``n_workspaces`` of them at once (:func:`_simulate_pieces`); or
+    ``(0, 1)``: one network at a time, every kernel split over the threads.
+
+    Small networks go in pieces of :data:`PIECE`. Wide networks (one at a time) go one per
+    thread when there are at least two of them and their workspaces fit in
+    :data:`WIDE_PIECES_BUDGET`: each GEMM is then one whole single-threaded BLAS call instead of
+    blocks of rows handed to the threads at every layer (d20 w512, 1024 inputs, 4 networks: 1.3x
+    the bare multithreaded matmul time instead of 1.7x, measured side by side)."""
+    threads = min(numba.get_num_threads(), available_cores())
+    if batch > PIECE:
+        return PIECE, max(1, min(threads, -(-min(batch, n_networks) // PIECE)))
+    if batch == 1 and threads >= 2 and n_networks >= 2:
+        n_ws = min(threads, n_networks)
+        if n_ws * _workspace_bytes(widths, n_inputs, itemsize, 1) <= WIDE_PIECES_BUDGET:
+            return 1, n_ws
+    return 0, 1
+
+
+#: Memory the workspaces of wide networks simulated one per thread may take together (beyond it,
+#: one wide network at a time with its kernels split over the threads).
+WIDE_PIECES_BUDGET = 4 * MEMORY_BUDGET
+
+
+def _simulate_pieces(plan, keys, out, workspaces, piece, bar=None):
+    """``_simulate_batch`` of the networks with keys ``keys``, in pieces of ``piece`` networks that
     the engine's threads take in turn (one workspace each; the next free thread takes the next
     piece, so a thread slowed down by another process does not hold the others back)."""
     n_net = keys.shape[0]
-    starts = range(0, n_net, PIECE)
+    starts = range(0, n_net, piece)
     lock = __import__("threading").Lock()
     queue = iter(starts)
 
@@ -492,8 +527,11 @@ def _simulate_pieces(plan, keys, out, workspaces):
                     p0 = next(queue, None)
                 if p0 is None:
                     return
-                p1 = min(p0 + PIECE, n_net)
+                p1 = min(p0 + piece, n_net)
                 _simulate_batch(plan, keys[p0:p1], out[p0:p1], workspaces[k], threads=1)
+                if bar is not None:
+                    with lock:
+                        bar.update(p1 - p0)
     n_threads = min(len(workspaces), len(starts))
     futures = [_pool(numba.get_num_threads()).submit(work, k) for k in range(1, n_threads)]
     work(0)
@@ -770,6 +808,7 @@ def run(spec, n_networks, n_inputs, seed, dtype=np.float64, c0=0.5, threshold=DE
     moments = _Moments(depth, K.N_VALUES)
     bar = Progress(n_networks, "simulate", enabled=progress)
     workspace = workspaces = None
+    piece, n_ws = _pieces(plan.widths, n_inputs, dtype.itemsize, batch, n_networks)
     # per-network values are folded into the moments every `chunk` networks (a multiple of
     # the batch, independent of the thread count: the same folding order every time)
     chunk = batch * max(1, min(-(-n_networks // batch), _CHUNK_VALUES // (batch * depth * K.N_VALUES * 8)))
@@ -777,19 +816,17 @@ def run(spec, n_networks, n_inputs, seed, dtype=np.float64, c0=0.5, threshold=DE
         for start in range(0, n_networks, chunk):
             n = min(chunk, n_networks - start)
             values = np.empty((n, depth, K.N_VALUES))
-            for b0 in range(0, n, batch):
+            rows = next(_block_rows(plan.n_rows, plan.pairs_per_block))
+            if piece:   # the threads take pieces of networks, each through all its layers
+                if workspaces is None:
+                    workspaces = [_Workspace(plan, piece, rows.shape[0]) for _ in range(n_ws)]
+                _simulate_pieces(plan, _network_keys(seed, start, n), values, workspaces, piece, bar)
+            for b0 in range(0, n if not piece else 0, batch):   # or a batch at a time, kernels split
                 nb = min(batch, n - b0)
                 keys = _network_keys(seed, start + b0, nb)
-                rows = next(_block_rows(plan.n_rows, plan.pairs_per_block))
-                if batch <= PIECE:    # wide networks (one at a time): threads split each kernel
-                    if workspace is None:
-                        workspace = _Workspace(plan, batch, rows.shape[0])
-                    _simulate_batch(plan, keys, values[b0:b0 + nb], workspace)
-                else:                 # many small networks: threads take pieces of the batch
-                    if workspaces is None:
-                        n_ws = min(numba.get_num_threads(), -(-batch // PIECE))
-                        workspaces = [_Workspace(plan, PIECE, rows.shape[0]) for _ in range(n_ws)]
-                    _simulate_pieces(plan, keys, values[b0:b0 + nb], workspaces)
+                if workspace is None:
+                    workspace = _Workspace(plan, batch, rows.shape[0])
+                _simulate_batch(plan, keys, values[b0:b0 + nb], workspace)
                 bar.update(nb)
             clock = _Clock()
             moments.add(values)

@@ -137,6 +137,7 @@ _S8 = np.uint64(8)
 _S11 = np.uint64(11)
 _S12 = np.uint64(12)
 _TWO_M53 = 2.0 ** -53
+_SIGNS = np.array([1.0, -1.0])
 
 
 @numba.njit(**JIT)
@@ -183,15 +184,7 @@ def _ziggurat(u, k0, k1, tag, layer, p, slot):
 
 @numba.njit(**JIT)
 def philox_words(words, k0, k1, tag, layer, p0):
-    """``words[2m], words[2m + 1]``: the two 64-bit words of the block with pair index p0 + m,
-    for every m < ``len(words) // 2`` (:func:`philox_blocks`)."""
-    philox_blocks(words, words.shape[0] // 2, k0, k1, tag, layer, p0)
-
-
-@numba.njit(**JIT)
-def philox_blocks(words, n_blocks, k0, k1, tag, layer, p0):
-    """``words[2m], words[2m + 1]``: the two 64-bit words of the block with pair index p0 + m,
-    m < n_blocks.
+    """``words[2m], words[2m + 1]``: the two 64-bit words of the block with pair index p0 + m.
 
     The rounds of :func:`philox4x32` (:func:`_philox_rounds`, inlined) over an array, so that
     LLVM vectorises them (about 1 ns per word instead of 4-5).
@@ -200,7 +193,7 @@ def philox_blocks(words, n_blocks, k0, k1, tag, layer, p0):
     c3 = np.uint64(tag)
     a0 = np.uint64(k0)
     a1 = np.uint64(k1)
-    for m in range(n_blocks):
+    for m in range(words.shape[0] // 2):
         p = np.uint64(p0) + np.uint64(m)
         x0, x1, x2, x3 = _philox_rounds(p & _U32, p >> _S32, c2, c3, a0, a1)
         words[2 * m] = x0 | (x1 << _S32)
@@ -208,57 +201,43 @@ def philox_blocks(words, n_blocks, k0, k1, tag, layer, p0):
 
 
 @numba.njit(inline="always", **JIT)
-def row_words(n, rows=1):
-    """Scratch words for :func:`fill_rows_span` of ``rows`` rows of length ``n`` (two per
-    Philox block, ``ceil(n/2)`` blocks a row)."""
-    return np.empty(2 * ((n + 1) // 2) * rows, dtype=np.uint64)
+def row_words(n):
+    """Scratch words for :func:`fill_row` of rows of length ``n`` (two per Philox block)."""
+    return np.empty(2 * ((n + 1) // 2), dtype=np.uint64)
 
 
 @numba.njit(**JIT)
 def fill_row(out, r, words, k0, k1, tag, layer, row, dist, scale):
-    """Fill row ``r`` of the 2-d ``out`` with the numbers of global row ``row`` of the stream
-    (k0, k1, tag, layer): :func:`fill_rows_span` of one row."""
-    fill_rows_span(out, r, r + 1, words, k0, k1, tag, layer, row, dist, scale)
-
-
-@numba.njit(**JIT)
-def fill_rows_span(out, r0, r1, words, k0, k1, tag, layer, row0, dist, scale):
-    """Fill rows ``r0 <= r < r1`` of the 2-d ``out`` with i.i.d. numbers of std ``scale``, normal
-    (dist 0) or uniform (dist 1): row r gets global row ``row0 + r - r0`` of the stream
-    (k0, k1, tag, layer).
+    """Fill row ``r`` of the 2-d ``out`` with i.i.d. numbers of std ``scale``: normal (dist 0)
+    or uniform (dist 1), the numbers of global row ``row`` of the stream (k0, k1, tag, layer).
 
     Element j of global row ``row`` comes from slot j % 2 of the block with pair index
-    ``row * ceil(n/2) + j // 2`` (so a row never shares a block with another row, and the
-    blocks of consecutive rows are consecutive: one vectorised Philox pass serves the span).
-    ``words`` is scratch space of at least ``2 ceil(n/2) (r1 - r0)`` uint64 (:func:`row_words`).
-    Rows are indexed in place (no view of ``out``: a view's reference count is an atomic
+    ``row * ceil(n/2) + j // 2`` (so a row never shares a block with another row).
+    ``words`` is scratch space of exactly ``2 ceil(n/2)`` uint64 (:func:`row_words`).
+    The row is indexed in place (no view of ``out``: a view's reference count is an atomic
     operation on a cache line that every thread writing into ``out`` shares).
     """
     n = out.shape[1]
     half = (n + 1) // 2
-    philox_blocks(words, (r1 - r0) * half, k0, k1, tag, layer, row0 * half)
+    p0 = row * half
+    philox_words(words, k0, k1, tag, layer, p0)
     if dist == DIST_UNIFORM:
         # U(-a, a) has std a / sqrt(3)
         a = math.sqrt(3.0) * scale
-        for r in range(r0, r1):
-            base = 2 * half * (r - r0)
-            for j in range(n):
-                out[r, j] = a * (2.0 * _uniform_open(words[base + j]) - 1.0)
-        return
-    for r in range(r0, r1):
-        base = 2 * half * (r - r0)
         for j in range(n):
-            u = words[base + j]
-            i = np.int64(u & _MASK8)
-            # the 52-bit mantissa as int64 (one conversion instruction; as uint64 it takes several)
-            m = np.int64(u >> _S12)
-            if m < np.int64(ZIG_K[i]):  # ziggurat fast path, inlined: about 99% of draws
-                z = np.float64(m) * ZIG_W[i]
-                if ((u >> _S8) & _ONE) == _ONE:  # compiled to a select, not a branch
-                    z = -z
-            else:
-                z = _ziggurat(u, k0, k1, tag, layer, (row0 + r - r0) * half + j // 2, j & 1)
-            out[r, j] = z * scale
+            out[r, j] = a * (2.0 * _uniform_open(words[j]) - 1.0)
+        return
+    for j in range(n):
+        u = words[j]
+        i = np.int64(u & _MASK8)
+        m = u >> _S12
+        if m < ZIG_K[i]:  # ziggurat fast path, inlined: about 99% of draws
+            # the sign bit picks a factor +-1 from a table (exact; a branch on it would be
+            # mispredicted half the time)
+            z = np.float64(m) * ZIG_W[i] * _SIGNS[np.int64((u >> _S8) & _ONE)]
+        else:
+            z = _ziggurat(u, k0, k1, tag, layer, p0 + j // 2, j & 1)
+        out[r, j] = z * scale
 
 
 _ROWS_PER_TASK = 16
@@ -533,16 +512,14 @@ def weights_batch(w, keys, layer, dist, std, row_sq, t0, t1):
     (orthogonal weights: :func:`orthogonal_batch`)."""
     n_net, fan_in, fan_out = w.shape
     per_net = (fan_in + _TASK_ROWS - 1) // _TASK_ROWS
-    words = row_words(fan_out, _TASK_ROWS)
+    words = row_words(fan_out)
     for t in range(t0, min(t1, n_net * per_net)):
         i = t // per_net
         r0 = (t % per_net) * _TASK_ROWS
-        r1 = min(fan_in, r0 + _TASK_ROWS)
         w_i = w[i]
-        # the task's rows are consecutive global rows: one span
-        fill_rows_span(w_i, r0, r1, words, keys[i, 0], keys[i, 1], np.int64(TAG_WEIGHT), layer, r0, dist, std)
-        for r in range(r0, r1):
-            row_sq[i, r] = row_dot(w_i, r, w_i, r)   # while the rows are in cache
+        for r in range(r0, min(fan_in, r0 + _TASK_ROWS)):
+            fill_row(w_i, r, words, keys[i, 0], keys[i, 1], np.int64(TAG_WEIGHT), layer, np.int64(r), dist, std)
+            row_sq[i, r] = row_dot(w_i, r, w_i, r)   # while the row is in cache
 
 
 _TASK_PAIRS = _TASK_ROWS // 2  # pairs of rows per statistics task
