@@ -478,9 +478,9 @@ class _Workspace:
 
 #: Networks of a batch of small networks that one thread simulates at a time, through all the
 #: layers, with a workspace of its own (a piece). Threads hand work over once per piece instead
-#: of at every kernel: on a 2-core VM a hand-over to a sleeping thread costs 0.1-0.3 ms of wall
-#: time, and the glue between kernels holds the GIL, so small pieces make the threads wait for
-#: each other (10,000 networks of depth 20, width 64, 16 inputs, 2 threads: CPU / wall 1.45 with
+#: of at every kernel: on a 2-core VM a hand-over to a sleeping thread costs about 80 us of wall
+#: time (:func:`_tasks` of a tiny kernel: 1 us on one thread, 80 us on two), and the glue between
+#: kernels holds the GIL, so small pieces make the threads wait for each other (10,000 networks of depth 20, width 64, 16 inputs, 2 threads: CPU / wall 1.45 with
 #: the kernels split instead, 1.6 with pieces of 16, 1.75 with pieces of 32-96). A constant: the
 #: numbers depend neither on it nor on which thread takes which piece.
 PIECE = 64
