@@ -8,7 +8,7 @@ import pytest
 from sigprop.cli import main
 from sigprop.gpt.data import load_corpus
 from sigprop.gpt.model import GPTConfig, init_params
-from sigprop.gpt.net import Net
+from sigprop.gpt.net import Net, SplitNet
 from sigprop.gpt.train import GPTTrainConfig, load_checkpoint, resume, train
 
 SMALL = dict(n_layer=2, n_head=2, n_embd=32, block_size=16, batch_size=4, warmup=5, lr=3e-3)
@@ -121,8 +121,9 @@ def test_cli_train_sample_and_errors(tmp_path, capsys):
 
 
 def test_same_bits_on_any_number_of_threads():
-    """Every sum over rows is split into fixed chunks and every attention head is one task, so a
-    training run gives bitwise the same losses and parameters on 1 and 2 numba threads."""
+    """A batch is cut into a fixed number of micro-batches (run one after the other on 1 thread,
+    at once on 2), every sum over rows is split into fixed chunks and every attention head is one
+    task, so a training run gives bitwise the same losses and parameters on 1 and 2 numba threads."""
     import numba
     cfg = GPTTrainConfig(**SMALL, steps=4, eval_every=0, diag_every=0, seed=5)
     n = numba.get_num_threads()
@@ -161,3 +162,39 @@ def test_blas_thread_timeout_setting_keeps_products_right():
         else:
             os.environ["OPENBLAS_THREAD_TIMEOUT"] = saved
     assert np.array_equal(a @ b, before)
+
+
+@pytest.mark.parametrize("batch", [1, 3, 4])
+def test_micro_batches_give_the_batch_mean(batch):
+    """SplitNet (the batch cut into micro-batches, each through its own Net on its own thread)
+    gives the batch's mean loss and its gradient as one Net over the whole batch does, to float64
+    rounding; the buffers the diagnostics read are the whole batch's; the gradient's sum of
+    squares and the AdamW step split over the threads are bitwise the serial kernels'."""
+    cfg = GPTConfig(n_layer=2, n_head=2, n_embd=16, block_size=8, vocab_size=11, dtype="float64")
+    p = init_params(cfg, seed=3)
+    idx, targets = np.random.default_rng(batch).integers(0, 11, size=(2, batch, 8)).astype(np.int32)
+    one, split = Net(cfg, batch), SplitNet(cfg, batch)
+    assert len(split.nets) == min(batch, 2)
+    loss_one, loss_split = one.forward(p.theta, idx, targets), split.forward(p.theta, idx, targets)
+    assert loss_split == pytest.approx(loss_one, rel=1e-14)
+    g_one, g_split = np.empty_like(p.theta), np.full_like(p.theta, np.nan)
+    one.backward(p.theta, g_one)
+    split.backward(p.theta, g_split)
+    np.testing.assert_allclose(g_split, g_one, rtol=1e-12, atol=1e-15)
+    for name in ("logits", "probs"):   # row-wise: equal up to BLAS's blocking of the products
+        np.testing.assert_allclose(getattr(split, name), getattr(one, name), rtol=1e-13, atol=1e-15)
+    for name in ("x", "a", "att"):
+        for l, (s, o) in enumerate(zip(getattr(split, name), getattr(one, name))):
+            np.testing.assert_allclose(s, o, rtol=1e-13, atol=1e-15, err_msg=f"{name}[{l}]")
+    K = one.K
+    partial = np.empty(K.CHUNKS)
+    assert split.sum_of_squares(g_split, partial) == K.sum_of_squares(g_split, partial)
+    state = [p.theta.copy(), np.zeros_like(p.theta), np.zeros_like(p.theta)]
+    serial = [a.copy() for a in state]
+    args = (cfg.decay_segments(), 1e-3, 0.9, 0.95, 1e-8, 0.1, 1, 0.5)
+    split.adamw_update(state[0], g_split, state[1], state[2], *args)
+    K.adamw_update(serial[0], g_split, serial[1], serial[2], *args)
+    for a, b in zip(state, serial):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="token batch must have shape"):
+        split.forward(p.theta, idx[:, :4])

@@ -32,7 +32,7 @@ import time
 import numpy as np
 
 from .model import GPTConfig, init_params
-from .net import Net
+from .net import SplitNet
 
 #: The step's optimiser settings (GPTTrainConfig's defaults).
 LR, BETAS, EPS, WEIGHT_DECAY, GRAD_CLIP = 1e-3, (0.9, 0.95), 1e-8, 0.1, 1.0
@@ -119,7 +119,7 @@ def random_batches(config: GPTConfig, batch: int, count: int = 4, seed: int = 0)
 def sigprop_runner(config: GPTConfig, batches: list, seed: int = 0):
     """n training steps of sigprop (the step of :func:`sigprop.gpt.train.train`)."""
     theta = init_params(config, seed=seed).theta
-    net = Net(config, batches[0][0].shape[0])
+    net = SplitNet(config, batches[0][0].shape[0])
     K = net.K
     grad, m, v = (np.zeros_like(theta) for _ in range(3))
     partial = np.zeros(K.CHUNKS)
@@ -132,10 +132,10 @@ def sigprop_runner(config: GPTConfig, batches: list, seed: int = 0):
             x, y = batches[state["step"] % len(batches)]
             net.forward(theta, x, y)
             net.backward(theta, grad)
-            norm = math.sqrt(K.sum_of_squares(grad, partial))
+            norm = math.sqrt(net.sum_of_squares(grad, partial))
             scale = min(1.0, GRAD_CLIP / (norm + 1e-6)) if math.isfinite(norm) else 1.0
             state["step"] += 1
-            K.adamw_update(theta, grad, m, v, segments, LR, *BETAS, EPS, WEIGHT_DECAY, state["step"], scale)
+            net.adamw_update(theta, grad, m, v, segments, LR, *BETAS, EPS, WEIGHT_DECAY, state["step"], scale)
     run.net, run.K = net, K
     return run
 
@@ -252,14 +252,18 @@ def breakdown(config: GPTConfig, batch: int, repeat: int, steps: int, cpu: bool 
     name, every BLAS product of the Net as ``GEMM (BLAS)``, ``total`` the whole step, ``other``
     the rest: Python between the calls). Timing each call adds a little per call. With ``cpu``
     the clock is the process's CPU time (on one thread: the work, whatever else loads the machine;
-    on more threads it counts spin-waiting too), else wall time."""
+    on more threads it counts spin-waiting too), else wall time. The micro-batches run on threads
+    of their own (:class:`~sigprop.gpt.net.SplitNet`): an op's time is summed over them."""
     clock = time.process_time if cpu else time.perf_counter
     from . import net as net_module
     batches = random_batches(config, batch)
     acc = {}
     runner = sigprop_runner(config, batches)
     kernels = runner.net.K
-    runner.net.K = runner.K = _Timed(kernels, acc, clock=clock)
+    timed = _Timed(kernels, acc, clock=clock)
+    runner.net.K = runner.K = timed
+    for sub in runner.net.nets:   # the micro-batches' nets (their times add up over their threads)
+        sub.K = timed
     rounds = []
     saved = net_module.np
     net_module.np = _Timed(np, acc, only=("matmul",), label="GEMM (BLAS)", clock=clock)
@@ -277,6 +281,8 @@ def breakdown(config: GPTConfig, batch: int, repeat: int, steps: int, cpu: bool 
     finally:
         net_module.np = saved
         runner.net.K = runner.K = kernels
+        for sub in runner.net.nets:
+            sub.K = kernels
     out = {name: statistics.median(r.get(name, 0.0) for r in rounds) for name in rounds[0]}
     return dict(sorted(out.items(), key=lambda kv: (kv[0] == "total", -kv[1])))
 

@@ -5,9 +5,12 @@ replaces the block between the ``activation`` markers with the MLP activation's 
 ``phi``/``dphi`` (GPT-2's tanh-approximate GELU by default), writes the module to the kernel cache
 folder and imports it. The matrix products of the linear layers are not here: they go to BLAS
 through numpy (:mod:`sigprop.gpt.net` calls them with preallocated outputs); the attention's small
-per-head products call BLAS through ``np.dot`` inside its kernels. Kernels whose work is a few
-passes over an (N, C) array run serially (a parallel launch costs about as much as the work);
-the attention, the MLP activation and AdamW run in parallel.
+per-head products call BLAS through ``np.dot`` inside its kernels. Every kernel is serial (no
+numba parfor): the two cores are used by :class:`sigprop.gpt.net.SplitNet`, which runs the
+micro-batches of a batch through forward and backward on threads of their own (one hand-over per
+pass instead of one per kernel; on a 2-core VM a parfor launch costs about 0.1 ms, and a parfor
+takes about a second more to compile). The kernels over the flat parameter vector (AdamW, the sum
+of squares) take a range of blocks, so that the caller can split them over threads.
 
 Shapes: ``N = B T`` rows (batch x position), ``C`` channels, ``H`` heads of ``hs = C / H``.
 Every kernel writes into arrays it is given; none allocates. Sums over rows (weight and bias
@@ -18,10 +21,10 @@ import math as _libm
 
 import numba
 import numpy as np
-from numba import prange, types
+from numba import types
 from numba.extending import overload
 
-from sigprop._jit import CONTRACT_JIT, FAST_JIT, JIT, PARALLEL_FAST_JIT, PARALLEL_JIT
+from sigprop._jit import CONTRACT_JIT, FAST_JIT, JIT
 
 def _like(x, c):
     """The constant ``c`` in the float type of ``x`` (the typed activation source's constants:
@@ -215,11 +218,11 @@ def residual_forward(res, y, b, out):
 # buffer: the backward needs nothing else of h, and phi and phi' share their tanh);
 # backward: dpre = dout phi'(h), db = sum dpre
 # ----------------------------------------------------------------------------------------------
-@numba.njit(**PARALLEL_FAST_JIT)
+@numba.njit(**FAST_JIT)
 def activation_forward(pre, b, out):
     """out = phi(pre + b); pre is overwritten with phi'(pre + b) (the backward's ``dphi``)."""
     N, C = pre.shape
-    for r in prange(N):
+    for r in range(N):
         p = pre[r]
         o = out[r]
         for j in range(C):
@@ -228,12 +231,12 @@ def activation_forward(pre, b, out):
             p[j] = d
 
 
-@numba.njit(**PARALLEL_FAST_JIT)
+@numba.njit(**FAST_JIT)
 def activation_backward(dout, dphi, dpre, db, partial):
     """dpre = dout dphi (dphi: what :func:`activation_forward` left in pre); db = sum over rows of
     dpre. (dpre should not be dout: an in-place update does not vectorise.)"""
     N, C = dphi.shape
-    for i in prange(CHUNKS):
+    for i in range(CHUNKS):
         lo, hi = _chunk(i, N)
         p = partial[i]
         for j in range(C):
@@ -278,7 +281,7 @@ def _scatter_head(src, dst, b, T, col):
             row[col + i] = s[i]
 
 
-@numba.njit(**PARALLEL_FAST_JIT)
+@numba.njit(**FAST_JIT)
 def attention_forward(qkv, B, T, H, scale, att, y, heads):
     """att (B, H, T, T): probabilities (0 above the diagonal); y (B T, C).
     ``heads`` is scratch (>= 4, B H, T, hs)."""
@@ -287,7 +290,7 @@ def attention_forward(qkv, B, T, H, scale, att, y, heads):
     dt = qkv.dtype.type
     sc = dt(scale)
     zero = dt(0)
-    for task in prange(B * H):
+    for task in range(B * H):
         b = task // H
         h = task % H
         q, k, v, acc = heads[0, task], heads[1, task], heads[2, task], heads[3, task]
@@ -317,7 +320,7 @@ def attention_forward(qkv, B, T, H, scale, att, y, heads):
         _scatter_head(acc, y, b, T, h * hs)
 
 
-@numba.njit(**PARALLEL_FAST_JIT)
+@numba.njit(**FAST_JIT)
 def attention_backward(dy, qkv, att, B, T, H, scale, dqkv, heads, sda):
     """dqkv (B T, 3C) from dy (B T, C), with the forward's att. Scratch: ``heads`` (>= 7, B H, T, hs),
     ``sda`` (B H, T, T).
@@ -330,7 +333,7 @@ def attention_backward(dy, qkv, att, B, T, H, scale, dqkv, heads, sda):
     dt = qkv.dtype.type
     sc = dt(scale)
     zero = dt(0)
-    for task in prange(B * H):
+    for task in range(B * H):
         b = task // H
         h = task % H
         o = h * hs
@@ -413,23 +416,31 @@ def mean_of(values):
 # AdamW (PyTorch's update): theta *= 1 - lr wd (decayed tensors only);  m = b1 m + (1-b1) g;
 # v = b2 v + (1-b2) g^2;  theta -= lr/(1-b1^t) m / (sqrt(v)/sqrt(1-b2^t) + eps), with g = grad scale
 # ----------------------------------------------------------------------------------------------
-@numba.njit(**PARALLEL_FAST_JIT)
-def sum_of_squares(x, partial):
-    """sum x^2 over a flat array in float64, in CHUNKS chunks added in order (partial: (CHUNKS,))."""
+@numba.njit(**FAST_JIT)
+def sum_of_squares_chunks(x, partial, c0, c1):
+    """partial[i] = sum x^2 over chunk i of the flat x, chunks c0 <= i < c1, in float64."""
     n = x.shape[0]
-    for i in prange(CHUNKS):
+    for i in range(c0, c1):
         lo, hi = _chunk(i, n)
         s = 0.0
         for k in range(lo, hi):
             s += float(x[k]) * float(x[k])
         partial[i] = s
+
+
+@numba.njit(**FAST_JIT)
+def sum_of_squares(x, partial, filled=False):
+    """sum x^2 over a flat array in float64, in CHUNKS chunks added in order (partial: (CHUNKS,);
+    ``filled``: :func:`sum_of_squares_chunks` has already filled it, on the caller's threads)."""
+    if not filled:
+        sum_of_squares_chunks(x, partial, 0, CHUNKS)
     total = 0.0
     for i in range(CHUNKS):
         total += partial[i]
     return total
 
 
-#: Pieces of the flat vector the AdamW update runs over in parallel (one launch per step).
+#: Pieces of the flat vector the AdamW update runs over (the caller may split them over threads).
 ADAMW_BLOCKS = 64
 
 
@@ -445,11 +456,13 @@ def _adamw_range(theta, grad, m, v, lo, hi, shrink, b1, b2, step_size, sqrt_bc2,
         theta[k] = theta[k] * shrink - step_size * mk / (np.sqrt(vk) / sqrt_bc2 + eps)
 
 
-@numba.njit(**PARALLEL_JIT)
-def adamw_update(theta, grad, m, v, segments, lr, beta1, beta2, eps, weight_decay, step, grad_scale):
+@numba.njit(**JIT)
+def adamw_update(theta, grad, m, v, segments, lr, beta1, beta2, eps, weight_decay, step, grad_scale,
+                 block0=0, block1=ADAMW_BLOCKS):
     """One AdamW step in place. ``segments`` (S, 3) int64 rows (start, stop, decay 0/1) cover theta.
-    One parallel loop over ADAMW_BLOCKS equal pieces of theta, each walking the segments it meets;
-    every entry's update is the same arithmetic whichever thread runs it."""
+    A loop over the ADAMW_BLOCKS equal pieces of theta block0 <= i < block1 (all by default; the
+    caller may run ranges on threads), each walking the segments it meets; every entry's update is
+    the same arithmetic whichever thread runs it."""
     dt = theta.dtype.type
     b1 = dt(beta1)
     b2 = dt(beta2)
@@ -461,7 +474,7 @@ def adamw_update(theta, grad, m, v, segments, lr, beta1, beta2, eps, weight_deca
     gs = dt(grad_scale)
     shrink = dt(1.0 - lr * weight_decay)
     n = theta.shape[0]
-    for i in prange(ADAMW_BLOCKS):
+    for i in range(block0, block1):
         lo = (i * n) // ADAMW_BLOCKS
         hi = ((i + 1) * n) // ADAMW_BLOCKS
         for s in range(segments.shape[0]):
@@ -470,3 +483,13 @@ def adamw_update(theta, grad, m, v, segments, lr, beta1, beta2, eps, weight_deca
             if a < z:
                 _adamw_range(theta, grad, m, v, a, z, shrink if segments[s, 2] != 0 else dt(1),
                              b1, b2, step_size, sqrt_bc2, eps_, gs)
+
+
+@numba.njit(**FAST_JIT)
+def scale_add(out, a, other, b, lo, hi):
+    """out[k] = a out[k] + b other[k] for lo <= k < hi (the micro-batches' gradients summed)."""
+    dt = out.dtype.type
+    a_ = dt(a)
+    b_ = dt(b)
+    for k in range(lo, hi):
+        out[k] = a_ * out[k] + b_ * other[k]

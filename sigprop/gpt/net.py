@@ -194,3 +194,139 @@ class Net:
                                  g[h + "ln1_w"], g[h + "ln1_b"], self.partial_c)
         g["wpe"].fill(0)
         K.embedding_backward(dx, self.idx, g["wte"], g["wpe"][:T])
+
+
+#: Micro-batches a batch is cut into by :class:`SplitNet` (a constant, so that the numbers depend
+#: neither on the thread count nor on the machine's cores).
+MICRO_BATCHES = 2
+
+
+class SplitNet:
+    """A :class:`Net` for batches of ``batch`` sequences cut into :data:`MICRO_BATCHES`
+    micro-batches, each run through forward and backward by a :class:`Net` of its own on a thread
+    of its own (serial kernels, BLAS on ``cores // micro-batches`` threads): one hand-over per pass
+    instead of one per kernel, and the row-wise kernels (LayerNorm, bias, residual, cross-entropy)
+    on both cores.
+
+    The loss is the micro-batches' mean losses weighted by their token counts, and the gradient
+    ``sum_m (N_m / N) grad_m`` (added in micro-batch order): the mean over the batch, as
+    :class:`Net` computes it, to float rounding; bitwise the same for any thread count. The
+    buffers :mod:`sigprop.gpt.diagnostics` reads (``x``, ``a``, ``att``, ``logits``, ...) are
+    the micro-batches' joined along the batch.
+    """
+
+    def __init__(self, config: GPTConfig, batch: int, T: int | None = None, parts: int = MICRO_BATCHES):
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        parts = max(1, min(int(parts), int(batch)))
+        bounds = [batch * m // parts for m in range(parts + 1)]
+        self.nets = [Net(config, bounds[m + 1] - bounds[m], T) for m in range(parts)]
+        self.bounds = bounds
+        self.config, self.K = config, self.nets[0].K
+        self.B, self.T = int(batch), self.nets[0].T
+        self.weights = [(bounds[m + 1] - bounds[m]) / batch for m in range(parts)]
+        self.grads = [None] + [np.zeros(config.n_params, dtype=config.np_dtype) for _ in range(parts - 1)]
+        self._blas = None
+
+    def _limits(self):
+        """BLAS threads per micro-batch while the micro-batches run at once (cores // parts)."""
+        import os
+        from threadpoolctl import ThreadpoolController
+        if self._blas is None:
+            try:
+                cores = len(os.sched_getaffinity(0))
+            except (AttributeError, OSError):
+                cores = os.cpu_count() or 1
+            self._blas = (ThreadpoolController(), max(1, cores // len(self.nets)))
+        controller, n = self._blas
+        return controller.limit(limits=n, user_api="blas")
+
+    def _run(self, calls):
+        """Run ``calls`` at once on the micro-batches' threads, or one after the other when numba's
+        thread count (the process's compute-thread setting, as in the Monte Carlo engine) is 1."""
+        import numba
+        from .._threads import run_all
+        if len(calls) == 1 or numba.get_num_threads() < 2:
+            return [c() for c in calls]
+        with self._limits():
+            return run_all(calls)
+
+    def forward(self, theta: np.ndarray, idx, targets=None) -> float:
+        """As :meth:`Net.forward`, for the whole batch."""
+        idx = np.asarray(idx)
+        if idx.shape != (self.B, self.T):
+            raise ValueError(f"token batch must have shape ({self.B}, {self.T}), got {idx.shape}")
+        if targets is not None:
+            targets = np.asarray(targets)
+            if targets.shape != (self.B, self.T):
+                raise ValueError(f"targets must have shape ({self.B}, {self.T}), got {targets.shape}")
+        b = self.bounds
+
+        def part(m):
+            return lambda: self.nets[m].forward(theta, idx[b[m]:b[m + 1]],
+                                                None if targets is None else targets[b[m]:b[m + 1]])
+        losses = self._run([part(m) for m in range(len(self.nets))])
+        if targets is None:
+            return float("nan")
+        total = 0.0
+        for w, loss in zip(self.weights, losses):
+            total += w * loss
+        return total
+
+    def backward(self, theta: np.ndarray, grad: np.ndarray) -> None:
+        """As :meth:`Net.backward`: the gradient of the last :meth:`forward`'s mean loss."""
+        if grad.shape != theta.shape or grad.dtype != theta.dtype or not grad.flags.c_contiguous:
+            raise ValueError("grad must be a contiguous vector like the parameters")
+        outs = [grad] + self.grads[1:]
+
+        def part(m):
+            return lambda: self.nets[m].backward(theta, outs[m])
+        self._run([part(m) for m in range(len(self.nets))])
+        if len(self.nets) == 1:
+            return
+        # grad = sum_m w_m grad_m, in micro-batch order, each half of the vector on its own thread
+        n = grad.shape[0]
+        cuts = [n * k // 2 for k in range(3)]
+
+        def reduce(lo, hi):
+            def f():
+                first = self.weights[0]
+                for w, other in zip(self.weights[1:], self.grads[1:]):
+                    self.K.scale_add(grad, first, other, w, lo, hi)
+                    first = 1.0
+            return f
+        self._run([reduce(cuts[k], cuts[k + 1]) for k in range(2)])
+
+    def _halves(self, n):
+        """Two ranges of ``n`` blocks, one per thread (one range when there is one micro-batch)."""
+        k = min(2, len(self.nets))
+        return [(n * i // k, n * (i + 1) // k) for i in range(k)]
+
+    def sum_of_squares(self, x: np.ndarray, partial: np.ndarray) -> float:
+        """``K.sum_of_squares(x, partial)`` with its chunks on the micro-batches' threads (the
+        same chunks, added in the same order: the same bits)."""
+        K = self.K
+        self._run([(lambda c0, c1: lambda: K.sum_of_squares_chunks(x, partial, c0, c1))(*r)
+                   for r in self._halves(K.CHUNKS)])
+        return K.sum_of_squares(x, partial, True)
+
+    def adamw_update(self, theta, grad, m, v, segments, *args) -> None:
+        """``K.adamw_update(theta, grad, m, v, segments, *args)`` with its blocks on the
+        micro-batches' threads (each entry's update is the same arithmetic: the same bits)."""
+        K = self.K
+        self._run([(lambda b0, b1: lambda: K.adamw_update(theta, grad, m, v, segments, *args, b0, b1))(*r)
+                   for r in self._halves(K.ADAMW_BLOCKS)])
+
+    def _joined(self, name, axis=0):
+        parts = [getattr(net, name) for net in self.nets]
+        if isinstance(parts[0], list):
+            return [np.concatenate([p[l] for p in parts], axis=axis) for l in range(len(parts[0]))]
+        return np.concatenate(parts, axis=axis)
+
+    # the buffers the diagnostics and tests read, joined over the micro-batches
+    x = property(lambda self: self._joined("x"))
+    a = property(lambda self: self._joined("a"))
+    att = property(lambda self: self._joined("att"))
+    logits = property(lambda self: self._joined("logits"))
+    probs = property(lambda self: self._joined("probs"))
+    lnf_stats = property(lambda self: tuple(np.concatenate(s) for s in zip(*(n.lnf_stats for n in self.nets))))

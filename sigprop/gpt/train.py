@@ -37,7 +37,7 @@ from .data import Corpus, batch_starts, get_batch, load_corpus
 from .diagnostics import (Diagnostics, layer_stats, qkv_dynamics, qkv_histograms, tensor_grad_norms,
                           update_ratios)
 from .model import GPT2_STD, GPTConfig, Params, _int, init_params, views
-from .net import Net
+from .net import Net, SplitNet
 
 _CKPT_FORMAT = "sigprop.gpt.Checkpoint"
 
@@ -278,7 +278,7 @@ def train(config: GPTTrainConfig, out=None, progress: bool = True, corpus: Corpu
     theta, m, v = state.params.theta, state.m, state.v
     grad = np.zeros_like(theta)
     gviews = views(model, grad)
-    net = Net(model, config.batch_size)
+    net = SplitNet(model, config.batch_size)
     K = net.K
     lr_groups = model.lr_segments()       # one group (factor 1) in SP; muP's hidden matrices x n0/n
     partial = np.zeros(K.CHUNKS)
@@ -297,7 +297,7 @@ def train(config: GPTTrainConfig, out=None, progress: bool = True, corpus: Corpu
                                                  config.seed, step), config.block_size, x, y)
             loss = net.forward(theta, x, y)
             net.backward(theta, grad)
-            norm = math.sqrt(K.sum_of_squares(grad, partial))
+            norm = math.sqrt(net.sum_of_squares(grad, partial))
             scale = min(1.0, config.grad_clip / (norm + 1e-6)) if config.grad_clip > 0 and math.isfinite(norm) else 1.0
             record = (config.diag_every and step % config.diag_every == 0) or step in diag_at
             if record:
@@ -305,7 +305,7 @@ def train(config: GPTTrainConfig, out=None, progress: bool = True, corpus: Corpu
                 gnorms = tensor_grad_norms(gviews)
                 before = theta.astype(np.float64)
             for factor, segments in lr_groups:
-                K.adamw_update(theta, grad, m, v, segments, config.lr_at(step) * factor, config.beta1, config.beta2,
+                net.adamw_update(theta, grad, m, v, segments, config.lr_at(step) * factor, config.beta1, config.beta2,
                                config.eps, config.weight_decay, step + 1, scale)
             if record:
                 if theta0 is not None:

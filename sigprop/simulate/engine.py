@@ -76,6 +76,7 @@ import numpy as np
 from .._codegen import cache_dir, load_generated
 from .._checks import integer
 from .._jit import prefer_sleeping_threads
+from .._threads import pool as thread_pool
 from ..activations import DEFAULT_SATURATION_THRESHOLD
 from ..memory import check_fits
 from ..spec import LayerStats, NetSpec
@@ -380,7 +381,6 @@ class _Clock:
 
 
 # --- wide networks: one at a time, BLAS GEMMs, row-parallel kernels ----------------------------------
-_POOL = None
 _ACTIVATE_CHUNK = 2 ** 15  # elements: numpy temporaries of 256 KB stay in L2
 
 
@@ -406,12 +406,7 @@ def _activate(phi_dphi, h, x, d, threads=None):
     list(_pool(n_threads).map(part, range(n_threads)))
 
 
-def _pool(n_threads):
-    global _POOL
-    if _POOL is None or _POOL._max_workers != n_threads:
-        from concurrent.futures import ThreadPoolExecutor
-        _POOL = ThreadPoolExecutor(n_threads, thread_name_prefix="sigprop")
-    return _POOL
+_pool = thread_pool
 
 
 def _tasks(kernel, n_tasks: int, *args, threads=None):
