@@ -8,12 +8,15 @@ Contenders, each running whole training steps on the same batches:
 * ``torch manual``  :func:`sigprop.gpt.torch_reference.TorchGPT` (PyTorch eager, autograd) with
                     the attention written out, ``clip_grad_norm_`` and ``torch.optim.AdamW``
 * ``torch sdpa``    the same with ``F.scaled_dot_product_attention(is_causal=True)``
-* ``GEMM floor``    only the BLAS products of one step (per block: the QKV, projection, MLP and
-                    MLP-projection products forward, their dX and dW backward; the tied head forward
-                    and its two backward products), numpy into preallocated outputs, per-layer
-                    weights and activations like the Net's: what any BLAS-based implementation pays.
-                    (The attention's T x T products are not included: they run inside the attention
-                    kernels, one small BLAS product per (batch, head).)
+* ``GEMM floor``    only the matrix products of one step (per block: the QKV, projection, MLP and
+                    MLP-projection products forward, their dX and dW backward, and the attention's
+                    two T x T products forward and four backward over the (batch, head) stack; the
+                    tied head forward and its two backward products), numpy into preallocated
+                    outputs, per-layer weights and activations like the Net's: what any BLAS-based
+                    implementation pays.
+* ``GEMM floor w/o attention``  the same without the attention's products (the floor as
+                    stated until stop 17; at the default config they are 0.60 of the step's
+                    7.9 G multiply-adds).
 
 Contenders take turns (their order rotating every round) so that load from other processes
 hits them alike; each gets the median over rounds of its per-step time.
@@ -157,11 +160,15 @@ def torch_runner(config: GPTConfig, batches: list, attention: str = "manual", se
     return run
 
 
-def gemm_floor_runner(config: GPTConfig, batch: int, seed: int = 0):
-    """n steps of only the BLAS products of a training step (shapes and memory layout of the Net's)."""
+def gemm_floor_runner(config: GPTConfig, batch: int, seed: int = 0, attention: bool = True):
+    """n steps of only the matrix products of a training step (shapes and memory layout of the Net's):
+    the linear layers' and the head's, and the attention's six per-head products (S = Q K^T,
+    Y = A V; dA = dY V^T, dV = A^T dY, dQ = dS K, dK = dS^T Q) as numpy matmuls over the stack
+    of (batch, head) pairs (``attention=False``: without them)."""
     rng = np.random.default_rng(seed)
     dt = config.np_dtype
     C, V, N = config.n_embd, config.vocab_size, batch * config.block_size
+    T, BH, hs = config.block_size, batch * config.n_head, config.n_embd // config.n_head
     R = lambda *s: rng.standard_normal(s).astype(dt)  # noqa: E731
     E = lambda *s: np.empty(s, dt)  # noqa: E731
     products = []   # (a, b, out): out = a @ b
@@ -176,6 +183,13 @@ def gemm_floor_runner(config: GPTConfig, batch: int, seed: int = 0):
             (ln2.T, dfc_pre, E(C, 4 * C)), (dfc_pre, fc_w.T, E(N, C)),
             (atty.T, dx, E(C, C)), (dx, proj_w.T, E(N, C)),
             (ln1.T, dqkv, E(C, 3 * C)), (dqkv, qkv_w.T, E(N, C))]
+        if not attention:
+            continue
+        q, k, v, dy, att, ds = R(BH, T, hs), R(BH, T, hs), R(BH, T, hs), R(BH, T, hs), R(BH, T, T), R(BH, T, T)
+        products += [
+            (q, k.transpose(0, 2, 1), E(BH, T, T)), (att, v, E(BH, T, hs)),           # attention forward
+            (dy, v.transpose(0, 2, 1), E(BH, T, T)), (att.transpose(0, 2, 1), dy, E(BH, T, hs)),
+            (ds, k, E(BH, T, hs)), (ds.transpose(0, 2, 1), q, E(BH, T, hs))]          # and backward
     wte, lnf, dlogits = R(V, C), R(N, C), R(N, V)
     products += [(lnf, wte.T, E(N, V)), (dlogits, wte, E(N, C)), (dlogits.T, lnf, E(V, C))]
 
@@ -213,14 +227,15 @@ def speed_table(config: GPTConfig, batch: int, repeat: int, steps: int, torch: b
         contenders["torch manual"] = torch_runner(config, batches, "manual")
         contenders["torch sdpa"] = torch_runner(config, batches, "sdpa")
     contenders["GEMM floor"] = gemm_floor_runner(config, batch)
+    contenders["GEMM floor w/o attention"] = gemm_floor_runner(config, batch, attention=False)
     times = time_interleaved(contenders, repeat, steps, time.process_time if cpu else time.perf_counter)
     return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
 def format_table(title: str, ms: dict) -> str:
-    lines = [title, f"  {'contender':14s} {'ms/step':>9s} {'/ sigprop':>10s} {'/ GEMM floor':>13s}"]
+    lines = [title, f"  {'contender':24s} {'ms/step':>9s} {'/ sigprop':>10s} {'/ GEMM floor':>13s}"]
     for name, t in ms.items():
-        lines.append(f"  {name:14s} {t:9.2f} {t / ms['sigprop']:10.2f} {t / ms['GEMM floor']:13.2f}")
+        lines.append(f"  {name:24s} {t:9.2f} {t / ms['sigprop']:10.2f} {t / ms['GEMM floor']:13.2f}")
     return "\n".join(lines)
 
 
