@@ -10,7 +10,9 @@ with that cache filled, and with ``--val-steps N`` the val loss of sigprop and P
 steps of the same run (same config, initial weights, batches and schedule).
 
 Goals (issue 9): sigprop at least as fast as PyTorch at the default config, >= 2x faster at the
-small one, <= 1.5x the GEMM floor at the default config.
+small one, <= 1.5x the GEMM floor at the default config. The GEMM floor holds every matrix
+product of a step, the attention's per-head products included; "GEMM floor w/o attention" (the
+floor as printed until stop 17) leaves those out.
 
 Usage::
 
@@ -21,7 +23,8 @@ Usage::
 ``--clock cpu`` times by the process's CPU time: with ``--threads 1`` that is the work each
 contender does, unaffected by other processes on a loaded machine (with more threads it counts
 spin-waiting too). ``--breakdown`` also prints sigprop's ms per step in every kernel and in the
-BLAS products. ``--blas-timeout E`` lets numpy's OpenBLAS workers sleep after 2**E spinning
+BLAS products (summed over the two micro-batches' threads, so they add up to about twice the
+step's wall time). ``--blas-timeout E`` lets numpy's OpenBLAS workers sleep after 2**E spinning
 cycles instead of OpenBLAS's ~0.1 s, so that they leave the cores to the numba kernels between
 two products (process-wide, all contenders alike).
 """
