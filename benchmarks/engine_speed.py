@@ -230,7 +230,12 @@ def breakdown(case, repeat, activation="tanh"):
     depth, width, n_in, n_net = case["depth"], case["width"], case["n_inputs"], case["n_networks"]
     fwd, bwd = gemm_floors(depth, width, n_in, n_net, batch)
     one = batch * n_in * width * 8                       # bytes of one layer's h (a batch)
-    bw = copy_bandwidth(one)
+    piece, n_ws = E._pieces(plan.widths, n_in, 8, plan.batch, n_net)
+    # phi'(h) of every layer is kept for the backward pass, so the elementwise passes stream all of
+    # it: their floor is the copy bandwidth of arrays that size (one thread's networks; for wide
+    # networks that is main memory, not the cache a single layer fits in)
+    resident = depth * min(piece or batch, batch) * n_in * width * 8
+    bw = copy_bandwidth(resident, repeat=5)
     per_run = n_net / batch
     floors = {
         # every weight, input and output-gradient number written once
@@ -245,15 +250,16 @@ def breakdown(case, repeat, activation="tanh"):
     }
     # threads that simulate pieces of networks at once each charge their own phases: their sum is
     # thread-seconds; divided by the number of such threads it is comparable with the wall-time floors
-    piece, n_ws = E._pieces(plan.widths, n_in, 8, plan.batch, n_net)
     share = n_ws if piece else 1
     rows = [(name, float(np.median([r.get(name, 0.0) for r in runs])) / share, floors[name]) for name in E.PHASE_NAMES]
-    return rows, float(np.median(walls)), bw, float(np.median(cpus)), (piece, n_ws)
+    return rows, float(np.median(walls)), (bw, resident), float(np.median(cpus)), (piece, n_ws)
 
 
 def print_breakdown(label, rows, wall, bw, cpu, pieces):
+    bw, resident = bw
     print(f"\n{label}: wall {wall:.3f} s (median), process CPU {cpu:.3f} s (CPU / wall {cpu / wall:.2f}), "
-          f"copy bandwidth {bw / 1e9:.1f} GB/s")
+          f"copy bandwidth {bw / 1e9:.1f} GB/s (arrays of {resident / 2 ** 20:.0f} MB: phi' of every layer of "
+          f"one thread's networks)")
     if pieces[0]:
         print(f"  ({pieces[1]} threads each simulate {pieces[0]} network(s) at a time: phase times are "
               f"thread-seconds / {pieces[1]})")
