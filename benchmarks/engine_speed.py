@@ -45,7 +45,8 @@ def _best(f, repeat):
 # --- (a) bare matmuls of the engine's shapes ---------------------------------------------------------
 def bare_matmul(depth, width, n_inputs, n_networks, dtype=np.float64):
     rng = np.random.default_rng(0)
-    weights = [rng.standard_normal((width, width)).astype(dtype) / np.sqrt(width) for _ in range(depth)]
+    # cast after scaling: a float32 array divided by a numpy float64 scalar is float64 (NEP 50)
+    weights = [(rng.standard_normal((width, width)) / np.sqrt(width)).astype(dtype) for _ in range(depth)]
     x0 = rng.standard_normal((n_inputs, width)).astype(dtype)
 
     def go():
@@ -181,7 +182,7 @@ def gemm_floors(depth, width, n_inputs, n_networks, batch, dtype=np.float64, rep
     the engine's split of the same call over its threads (BLAS single-threaded)."""
     from sigprop.simulate.engine import _matmul, compute_threads
     rng = np.random.default_rng(0)
-    w = rng.standard_normal((batch, width, width)).astype(dtype) / np.sqrt(width)
+    w = (rng.standard_normal((batch, width, width)) / np.sqrt(width)).astype(dtype)
     x = rng.standard_normal((batch, n_inputs, width)).astype(dtype)
     out = np.empty_like(x)
     steps = -(-n_networks // batch)
