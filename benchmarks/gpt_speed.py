@@ -42,6 +42,9 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=3, help="training steps per contender per round (default 3)")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every contender (default: cores)")
     p.add_argument("--val-steps", type=int, default=0, help="also train both N steps and compare val losses")
+    p.add_argument("--pause", type=float, default=None,
+                   help="seconds of rest before each contender's timed steps, so that the threads of the one before "
+                        "(OpenBLAS, OpenMP) have gone to sleep (default: sigprop.gpt.bench.PAUSE, 0.3)")
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                    help="wall time, or process CPU time (meaningful with --threads 1 on a loaded machine)")
     p.add_argument("--breakdown", action="store_true", help="also print sigprop's time per operation")
@@ -50,13 +53,16 @@ def main(argv=None) -> int:
                         "(4..30; OpenBLAS default 28, ~0.1 s; every contender in this process)")
     p.add_argument("--no-start-times", action="store_true", help="skip the fresh/cached start times")
     args = p.parse_args(argv)
-    if args.repeat < 1 or args.steps < 1 or args.threads < 1 or args.val_steps < 0:
-        p.error("--repeat, --steps and --threads must be >= 1, --val-steps >= 0")
+    if args.repeat < 1 or args.steps < 1 or args.threads < 1 or args.val_steps < 0 \
+            or (args.pause is not None and not args.pause >= 0):
+        p.error("--repeat, --steps and --threads must be >= 1, --val-steps and --pause >= 0")
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(args.threads))   # before numpy and torch load their BLAS
 
     from sigprop.gpt import bench
     from sigprop.gpt.model import GPTConfig
+    if args.pause is None:
+        args.pause = bench.PAUSE
     try:
         import torch  # noqa: F401
         have_torch = True
@@ -75,7 +81,8 @@ def main(argv=None) -> int:
     configs = {"default (L12 H4 C128 T64 B16)": GPTConfig(dtype=args.dtype),
                "small   (L12 H4 C64  T32 B16)": GPTConfig(n_embd=64, block_size=32, dtype=args.dtype)}
     for title, cfg in configs.items():
-        ms = bench.speed_table(cfg, batch, args.repeat, args.steps, torch=have_torch, cpu=args.clock == "cpu")
+        ms = bench.speed_table(cfg, batch, args.repeat, args.steps, torch=have_torch, cpu=args.clock == "cpu",
+                               pause=args.pause)
         print(bench.format_table(title, ms))
         if args.breakdown:
             print(bench.format_breakdown("  sigprop per operation", bench.breakdown(

@@ -129,8 +129,7 @@ def sigprop_runner(config: GPTConfig, batches: list, seed: int = 0):
     segments = config.decay_segments()
     state = {"step": 0}
 
-    def run(n):
-        K = run.K   # (breakdown swaps in a timed stand-in)
+    def run(n):   # every kernel through net.K (breakdown swaps in a timed stand-in)
         for _ in range(n):
             x, y = batches[state["step"] % len(batches)]
             net.forward(theta, x, y)
@@ -200,17 +199,25 @@ def gemm_floor_runner(config: GPTConfig, batch: int, seed: int = 0, attention: b
     return run
 
 
-def time_interleaved(contenders: dict, repeat: int, steps: int, clock=time.perf_counter) -> dict:
+#: Seconds of rest before each contender's timed steps: the threads of the one before (numpy's
+#: OpenBLAS workers spin about 0.1 s after a product, OpenMP's for a while after a parallel region)
+#: go to sleep first instead of taking a core from it.
+PAUSE = 0.3
+
+
+def time_interleaved(contenders: dict, repeat: int, steps: int, clock=time.perf_counter,
+                     pause: float = PAUSE) -> dict:
     """name -> list of per-step seconds, one per round; every round runs each contender for
-    ``steps`` steps, in an order rotated by one each round. A warm-up round comes first.
-    ``clock``: wall time (``time.perf_counter``) or the process's CPU time (``time.process_time``:
-    on one thread the work done, whatever else loads the machine)."""
+    ``steps`` steps, in an order rotated by one each round, after ``pause`` seconds of rest. A
+    warm-up round comes first. ``clock``: wall time (``time.perf_counter``) or the process's CPU
+    time (``time.process_time``: on one thread the work done, whatever else loads the machine)."""
     for run in contenders.values():
         run(1)
     names = list(contenders)
     times = {name: [] for name in names}
     for r in range(repeat):
         for name in names[r % len(names):] + names[:r % len(names)]:
+            time.sleep(pause)
             t = clock()
             contenders[name](steps)
             times[name].append((clock() - t) / steps)
@@ -218,9 +225,10 @@ def time_interleaved(contenders: dict, repeat: int, steps: int, clock=time.perf_
 
 
 def speed_table(config: GPTConfig, batch: int, repeat: int, steps: int, torch: bool = True,
-                cpu: bool = False) -> dict:
+                cpu: bool = False, pause: float = PAUSE) -> dict:
     """Median ms/step of every contender for one config (see the module docstring); ``cpu``:
-    process CPU time instead of wall time."""
+    process CPU time instead of wall time; ``pause``: seconds of rest before each contender's
+    timed steps (:func:`time_interleaved`)."""
     batches = random_batches(config, batch)
     contenders = {"sigprop": sigprop_runner(config, batches)}
     if torch:
@@ -228,7 +236,7 @@ def speed_table(config: GPTConfig, batch: int, repeat: int, steps: int, torch: b
         contenders["torch sdpa"] = torch_runner(config, batches, "sdpa")
     contenders["GEMM floor"] = gemm_floor_runner(config, batch)
     contenders["GEMM floor w/o attention"] = gemm_floor_runner(config, batch, attention=False)
-    times = time_interleaved(contenders, repeat, steps, time.process_time if cpu else time.perf_counter)
+    times = time_interleaved(contenders, repeat, steps, time.process_time if cpu else time.perf_counter, pause)
     return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 

@@ -4,7 +4,8 @@ A :class:`Net` owns the buffers of one batch shape ``(B, T)``: every activation 
 needs (per block: LayerNorm outputs and statistics, QKV, attention probabilities, attention
 output, the residual stream after attention, MLP outputs and activation derivatives; the residual
 stream entering each block; final LayerNorm, logits, probabilities) and the gradient scratch.
-Nothing is allocated per step.
+Nothing is allocated per step. :class:`SplitNet` (what training, evaluation and the speed benchmark
+use) cuts a batch into micro-batches, each with a :class:`Net` of its own on a thread of its own.
 
 Examples
 --------
