@@ -7,6 +7,10 @@ the same cores is not slowed down by them.
 """
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+
 _POOL = None
 
 
@@ -26,10 +30,51 @@ def run_all(calls) -> list:
     calls = list(calls)
     if len(calls) < 2:
         return [c() for c in calls]
-    from concurrent.futures import wait
     futures = [pool(len(calls) - 1).submit(c) for c in calls[1:]]
     try:
         first = calls[0]()
     finally:
-        wait(futures)   # every call has finished before anything is raised or returned
+        _wait_all(futures)   # every call has finished before anything is raised or returned
     return [first] + [f.result() for f in futures]
+
+
+def _wait_all(futures) -> None:
+    """Wait for every future, through Ctrl-C too (re-raised once they are done): a worker never
+    goes on writing into arrays that its caller has moved on from (a checkpoint being saved)."""
+    from concurrent.futures import wait
+    interrupted = None
+    while True:
+        try:
+            wait(futures)
+            break
+        except KeyboardInterrupt as exc:
+            interrupted = exc
+    if interrupted is not None:
+        raise interrupted
+
+
+class _Stop:
+    requested = False
+
+
+@contextlib.contextmanager
+def deferred_interrupt():
+    """Within the block, a first Ctrl-C (SIGINT) only sets ``stop.requested`` of the yielded
+    object, so that a loop can finish the step under way and stop cleanly; a second Ctrl-C
+    interrupts at once (the previous handler is back). Outside the main thread (where signal
+    handlers cannot be set) nothing is deferred."""
+    stop = _Stop()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        stop.requested = True
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -198,3 +198,33 @@ def test_micro_batches_give_the_batch_mean(batch):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="token batch must have shape"):
         split.forward(p.theta, idx[:, :4])
+
+
+def test_ctrl_c_finishes_the_step_under_way_and_resumes_bitwise(tmp_path, monkeypatch):
+    """A Ctrl-C (SIGINT) arriving right after a step's AdamW update lets that step finish (its
+    loss recorded, its step counted), writes the checkpoint and raises KeyboardInterrupt; resuming
+    from it gives the uninterrupted run's bits. (Interrupting at once would save the updated
+    parameters under the previous step count, and the resumed run would apply the step twice.)"""
+    import os
+    import signal
+    from sigprop.gpt import net as net_module
+    cfg = GPTTrainConfig(**SMALL, steps=8, eval_every=4, diag_every=0, seed=4)
+    whole = train(cfg, progress=False)
+    update = net_module.SplitNet.adamw_update
+    calls = []
+
+    def update_then_interrupt(self, *args):
+        update(self, *args)
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+    monkeypatch.setattr(net_module.SplitNet, "adamw_update", update_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, out=tmp_path / "run", progress=False)
+    monkeypatch.undo()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    ckpt = tmp_path / "run" / "checkpoint.npz"
+    assert load_checkpoint(ckpt).step == 3
+    cont = resume(ckpt, progress=False)
+    assert np.array_equal(cont.params.theta, whole.params.theta)
+    assert np.array_equal(cont.losses, whole.losses)

@@ -37,6 +37,7 @@ from .data import Corpus, batch_starts, get_batch, load_corpus
 from .diagnostics import (Diagnostics, layer_stats, qkv_dynamics, qkv_histograms, tensor_grad_norms,
                           update_ratios)
 from .model import GPT2_STD, GPTConfig, Params, _int, init_params, views
+from .._threads import deferred_interrupt
 from .net import Net, SplitNet
 
 _CKPT_FORMAT = "sigprop.gpt.Checkpoint"
@@ -290,51 +291,56 @@ def train(config: GPTTrainConfig, out=None, progress: bool = True, corpus: Corpu
     bar = Progress(config.steps - state.step, "gpt train", enabled=progress)
     t0 = time.perf_counter()
     interrupted = False
-    try:
-        while state.step < config.steps:
-            step = state.step
-            get_batch(corpus.train, batch_starts(len(corpus.train), config.block_size, config.batch_size,
-                                                 config.seed, step), config.block_size, x, y)
-            loss = net.forward(theta, x, y)
-            net.backward(theta, grad)
-            norm = math.sqrt(net.sum_of_squares(grad, partial))
-            scale = min(1.0, config.grad_clip / (norm + 1e-6)) if config.grad_clip > 0 and math.isfinite(norm) else 1.0
-            record = (config.diag_every and step % config.diag_every == 0) or step in diag_at
-            if record:
-                stats = layer_stats(net, state.params, gviews, step)
-                gnorms = tensor_grad_norms(gviews)
-                before = theta.astype(np.float64)
-            for factor, segments in lr_groups:
-                net.adamw_update(theta, grad, m, v, segments, config.lr_at(step) * factor, config.beta1, config.beta2,
-                               config.eps, config.weight_decay, step + 1, scale)
-            if record:
-                if theta0 is not None:
-                    dyn = qkv_dynamics(model, before, theta, theta0, 1.0 - config.lr_at(step) * config.weight_decay,
-                                       previous_steps)
-                    stats = LayerStats({**stats.values, **dyn}, source="training", meta=stats.meta)
-                hist = qkv_histograms(Params(model, before), config.hist_layers) if config.hist_layers else None
-                state.diagnostics.add(step, stats, gnorms, update_ratios(before, theta, offsets), hist)
-            losses.append(loss)
-            norms.append(norm)
-            state.step = step + 1
-            last = state.step == config.steps
-            if config.eval_every and (state.step % config.eval_every == 0 or last):
-                state.evals.append((state.step, evaluate(net, theta, corpus.train, config.eval_batches),
-                                    evaluate(net, theta, corpus.val, config.eval_batches)))
-            bar.update(1)
-            if out is not None and config.checkpoint_every and state.step % config.checkpoint_every == 0 and not last:
-                state.losses, state.grad_norms = np.array(losses), np.array(norms)
+    with deferred_interrupt() as stop:   # Ctrl-C: finish the step under way, then stop (a second: at once)
+        try:
+            while state.step < config.steps:
+                step = state.step
+                get_batch(corpus.train, batch_starts(len(corpus.train), config.block_size, config.batch_size,
+                                                     config.seed, step), config.block_size, x, y)
+                loss = net.forward(theta, x, y)
+                net.backward(theta, grad)
+                norm = math.sqrt(net.sum_of_squares(grad, partial))
+                clip = config.grad_clip > 0 and math.isfinite(norm)
+                scale = min(1.0, config.grad_clip / (norm + 1e-6)) if clip else 1.0
+                record = (config.diag_every and step % config.diag_every == 0) or step in diag_at
+                if record:
+                    stats = layer_stats(net, state.params, gviews, step)
+                    gnorms = tensor_grad_norms(gviews)
+                    before = theta.astype(np.float64)
+                for factor, segments in lr_groups:
+                    net.adamw_update(theta, grad, m, v, segments, config.lr_at(step) * factor, config.beta1,
+                                     config.beta2, config.eps, config.weight_decay, step + 1, scale)
+                if record:
+                    if theta0 is not None:
+                        dyn = qkv_dynamics(model, before, theta, theta0, 1.0 - config.lr_at(step) * config.weight_decay,
+                                           previous_steps)
+                        stats = LayerStats({**stats.values, **dyn}, source="training", meta=stats.meta)
+                    hist = qkv_histograms(Params(model, before), config.hist_layers) if config.hist_layers else None
+                    state.diagnostics.add(step, stats, gnorms, update_ratios(before, theta, offsets), hist)
+                losses.append(loss)
+                norms.append(norm)
+                state.step = step + 1
+                last = state.step == config.steps
+                if config.eval_every and (state.step % config.eval_every == 0 or last):
+                    state.evals.append((state.step, evaluate(net, theta, corpus.train, config.eval_batches),
+                                        evaluate(net, theta, corpus.val, config.eval_batches)))
+                bar.update(1)
+                if (out is not None and config.checkpoint_every and state.step % config.checkpoint_every == 0
+                        and not last):
+                    state.losses, state.grad_norms = np.array(losses), np.array(norms)
+                    save_checkpoint(state, out / "checkpoint.npz")
+                if stop.requested:
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            bar.close()
+            state.seconds += time.perf_counter() - t0
+            state.losses, state.grad_norms = np.array(losses), np.array(norms)
+            if out is not None:
                 save_checkpoint(state, out / "checkpoint.npz")
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        bar.close()
-        state.seconds += time.perf_counter() - t0
-        state.losses, state.grad_norms = np.array(losses), np.array(norms)
-        if out is not None:
-            save_checkpoint(state, out / "checkpoint.npz")
-            atomic_write_text(out / "diagnostics.json", dumps_json(state.diagnostics.to_dict()) + "\n")
-            atomic_write_text(out / "summary.json", dumps_json(state.summary(), indent=1) + "\n")
+                atomic_write_text(out / "diagnostics.json", dumps_json(state.diagnostics.to_dict()) + "\n")
+                atomic_write_text(out / "summary.json", dumps_json(state.summary(), indent=1) + "\n")
     if interrupted:
         raise KeyboardInterrupt
     return state

@@ -40,13 +40,14 @@ run are the networks of a run with ``n_networks = n``.
 
 Schedule: networks are simulated in batches (arrays with a leading network axis). Wide
 networks (a width >= 128) go one at a time, small ones as many at a time as fit in
-:data:`MEMORY_BUDGET`. Buffers are reused across batches. A wide network's GEMMs run as fixed
-tasks of :data:`GEMM_ROWS` rows on the engine's threads with BLAS single-threaded, its
-elementwise work in serial numba kernels run as ranges of tasks on the same threads
-(:func:`_tasks`); a batch of small networks is cut into pieces of :data:`PIECE` networks that
-the threads take in turn, each piece through all its layers on one thread. The two never run at once, so a process never has more compute threads than cores (:func:`compute_threads`),
-and idle threads sleep instead of spinning (a second process on the same cores is not
-slowed down by them). Activations numba can vectorise (piecewise polynomials, exp, tanh,
+:data:`MEMORY_BUDGET`. The engine's threads take pieces of networks in turn, each piece through
+all its layers on one thread with BLAS single-threaded (:func:`_pieces`): :data:`PIECE` small
+networks, or one wide network. A single wide network (or wide ones whose workspaces would not
+fit in :data:`WIDE_PIECES_BUDGET` side by side) instead has its GEMMs split into fixed tasks of
+:data:`GEMM_ROWS` rows and its elementwise kernels into ranges of tasks (:func:`_tasks`) on the
+same threads. Buffers are reused across batches. A process never has more compute threads than
+cores (:func:`compute_threads`), and idle threads sleep instead of spinning (a second process
+on the same cores is not slowed down by them). Activations numba can vectorise (piecewise polynomials, exp, tanh,
 with :mod:`sigprop.charmlp.vmath` standing in for :mod:`math`) run fused: bias, phi,
 phi' and every statistic in one pass over ``h`` per row; others (erf, ...) are evaluated
 by numpy/scipy ufuncs, followed by a statistics pass. Per network, the computation does
@@ -475,9 +476,10 @@ class _Workspace:
 #: layers, with a workspace of its own (a piece). Threads hand work over once per piece instead
 #: of at every kernel: on a 2-core VM a hand-over to a sleeping thread costs about 80 us of wall
 #: time (:func:`_tasks` of a tiny kernel: 1 us on one thread, 80 us on two), and the glue between
-#: kernels holds the GIL, so small pieces make the threads wait for each other (10,000 networks of depth 20, width 64, 16 inputs, 2 threads: CPU / wall 1.45 with
-#: the kernels split instead, 1.6 with pieces of 16, 1.75 with pieces of 32-96). A constant: the
-#: numbers depend neither on it nor on which thread takes which piece.
+#: kernels holds the GIL, so small pieces make the threads wait for each other (10,000 networks
+#: of depth 20, width 64, 16 inputs, 2 threads: CPU / wall 1.45 with the kernels split instead,
+#: 1.6 with pieces of 16, 1.75 with pieces of 32-96). A constant: the numbers depend neither on
+#: it nor on which thread takes which piece.
 PIECE = 64
 
 
