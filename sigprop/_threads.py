@@ -62,9 +62,11 @@ def deferred_interrupt():
     """Within the block, a first Ctrl-C (SIGINT) only sets ``stop.requested`` of the yielded
     object, so that a loop can finish the step under way and stop cleanly; a second Ctrl-C
     interrupts at once (the previous handler is back). Outside the main thread (where signal
-    handlers cannot be set) nothing is deferred."""
+    handlers cannot be set), or when SIGINT is ignored (a job started in the background), nothing
+    changes."""
     stop = _Stop()
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, None):
         yield stop
         return
     previous = signal.getsignal(signal.SIGINT)

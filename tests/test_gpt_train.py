@@ -219,12 +219,34 @@ def test_ctrl_c_finishes_the_step_under_way_and_resumes_bitwise(tmp_path, monkey
         if len(calls) == 3:
             os.kill(os.getpid(), signal.SIGINT)
     monkeypatch.setattr(net_module.SplitNet, "adamw_update", update_then_interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, out=tmp_path / "run", progress=False)
+    # Python's own Ctrl-C handler, whatever the test runner's process was started with (a job in
+    # the background ignores SIGINT, and then training does not catch it either)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, out=tmp_path / "run", progress=False)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # restored after training
+    finally:
+        signal.signal(signal.SIGINT, before)
     monkeypatch.undo()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     ckpt = tmp_path / "run" / "checkpoint.npz"
     assert load_checkpoint(ckpt).step == 3
     cont = resume(ckpt, progress=False)
     assert np.array_equal(cont.params.theta, whole.params.theta)
     assert np.array_equal(cont.losses, whole.losses)
+
+
+def test_deferred_interrupt_leaves_an_ignored_sigint_alone():
+    """A process that ignores SIGINT (started in the background) keeps ignoring it in training."""
+    import signal
+    from sigprop._threads import deferred_interrupt
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with deferred_interrupt() as stop:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and not stop.requested
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        with deferred_interrupt():
+            assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
