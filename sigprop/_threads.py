@@ -8,17 +8,29 @@ the same cores is not slowed down by them.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 
 _POOL = None
 
 
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def pool(n_threads: int):
-    """The process's thread pool with ``n_threads`` workers (made again when the count changes)."""
+    """The process's thread pool, with at least ``n_threads`` workers (made again, larger, when
+    more are asked for; callers never ask for more than the cores, so it never has more)."""
     global _POOL
-    if _POOL is None or _POOL._max_workers != n_threads:
+    if _POOL is None or _POOL._max_workers < n_threads:
         from concurrent.futures import ThreadPoolExecutor
+        if _POOL is not None:
+            _POOL.shutdown(wait=False)
         _POOL = ThreadPoolExecutor(n_threads, thread_name_prefix="sigprop")
     return _POOL
 
@@ -30,7 +42,7 @@ def run_all(calls) -> list:
     calls = list(calls)
     if len(calls) < 2:
         return [c() for c in calls]
-    futures = [pool(len(calls) - 1).submit(c) for c in calls[1:]]
+    futures = [pool(len(calls)).submit(c) for c in calls[1:]]
     try:
         first = calls[0]()
     finally:

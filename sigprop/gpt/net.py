@@ -24,8 +24,11 @@ True
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
+from .._threads import available_cores, run_all
 from .model import GPTConfig, load_kernels, views
 
 
@@ -231,14 +234,9 @@ class SplitNet:
 
     def _limits(self):
         """BLAS threads per micro-batch while the micro-batches run at once (cores // parts)."""
-        import os
         from threadpoolctl import ThreadpoolController
         if self._blas is None:
-            try:
-                cores = len(os.sched_getaffinity(0))
-            except (AttributeError, OSError):
-                cores = os.cpu_count() or 1
-            self._blas = (ThreadpoolController(), max(1, cores // len(self.nets)))
+            self._blas = (ThreadpoolController(), max(1, available_cores() // len(self.nets)))
         controller, n = self._blas
         return controller.limit(limits=n, user_api="blas")
 
@@ -246,7 +244,6 @@ class SplitNet:
         """Run ``calls`` at once on the micro-batches' threads, or one after the other when numba's
         thread count (the process's compute-thread setting, as in the Monte Carlo engine) is 1."""
         import numba
-        from .._threads import run_all
         if len(calls) == 1 or numba.get_num_threads() < 2:
             return [c() for c in calls]
         with self._limits():
@@ -262,11 +259,9 @@ class SplitNet:
             if targets.shape != (self.B, self.T):
                 raise ValueError(f"targets must have shape ({self.B}, {self.T}), got {targets.shape}")
         b = self.bounds
-
-        def part(m):
-            return lambda: self.nets[m].forward(theta, idx[b[m]:b[m + 1]],
-                                                None if targets is None else targets[b[m]:b[m + 1]])
-        losses = self._run([part(m) for m in range(len(self.nets))])
+        losses = self._run([functools.partial(net.forward, theta, idx[b[m]:b[m + 1]],
+                                              None if targets is None else targets[b[m]:b[m + 1]])
+                            for m, net in enumerate(self.nets)])
         if targets is None:
             return float("nan")
         total = 0.0
@@ -279,10 +274,7 @@ class SplitNet:
         if grad.shape != theta.shape or grad.dtype != theta.dtype or not grad.flags.c_contiguous:
             raise ValueError("grad must be a contiguous vector like the parameters")
         outs = [grad] + self.grads[1:]
-
-        def part(m):
-            return lambda: self.nets[m].backward(theta, outs[m])
-        self._run([part(m) for m in range(len(self.nets))])
+        self._run([functools.partial(net.backward, theta, out) for net, out in zip(self.nets, outs)])
         if len(self.nets) == 1:
             return
         # grad = sum_m w_m grad_m, in micro-batch order, each half of the vector on its own thread
@@ -307,16 +299,16 @@ class SplitNet:
         """``K.sum_of_squares(x, partial)`` with its chunks on the micro-batches' threads (the
         same chunks, added in the same order: the same bits)."""
         K = self.K
-        self._run([(lambda c0, c1: lambda: K.sum_of_squares_chunks(x, partial, c0, c1))(*r)
-                   for r in self._halves(K.CHUNKS)])
+        self._run([functools.partial(K.sum_of_squares_chunks, x, partial, c0, c1)
+                   for c0, c1 in self._halves(K.CHUNKS)])
         return K.sum_of_squares(x, partial, True)
 
     def adamw_update(self, theta, grad, m, v, segments, *args) -> None:
         """``K.adamw_update(theta, grad, m, v, segments, *args)`` with its blocks on the
         micro-batches' threads (each entry's update is the same arithmetic: the same bits)."""
         K = self.K
-        self._run([(lambda b0, b1: lambda: K.adamw_update(theta, grad, m, v, segments, *args, b0, b1))(*r)
-                   for r in self._halves(K.ADAMW_BLOCKS)])
+        self._run([functools.partial(K.adamw_update, theta, grad, m, v, segments, *args, b0, b1)
+                   for b0, b1 in self._halves(K.ADAMW_BLOCKS)])
 
     def _joined(self, name, axis=0):
         parts = [getattr(net, name) for net in self.nets]

@@ -67,8 +67,9 @@ cached run and new activations.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
-import os
+import threading
 from pathlib import Path
 
 import numba
@@ -77,7 +78,8 @@ import numpy as np
 from .._codegen import cache_dir, load_generated
 from .._checks import integer
 from .._jit import prefer_sleeping_threads
-from .._threads import pool as thread_pool
+from .._threads import available_cores, run_all
+from .._threads import pool as _pool
 from ..activations import DEFAULT_SATURATION_THRESHOLD
 from ..memory import check_fits
 from ..spec import LayerStats, NetSpec
@@ -407,9 +409,6 @@ def _activate(phi_dphi, h, x, d, threads=None):
     list(_pool(n_threads).map(part, range(n_threads)))
 
 
-_pool = thread_pool
-
-
 def _tasks(kernel, n_tasks: int, *args, threads=None):
     """``kernel(*args, t0, t1)`` over tasks ``0 <= t < n_tasks``, in one contiguous range of tasks
     per engine thread (``threads``, default numba's thread count; the calling thread takes the
@@ -514,7 +513,7 @@ def _simulate_pieces(plan, keys, out, workspaces, piece, bar=None):
     piece, so a thread slowed down by another process does not hold the others back)."""
     n_net = keys.shape[0]
     starts = range(0, n_net, piece)
-    lock = __import__("threading").Lock()
+    lock = threading.Lock()
     queue = iter(starts)
 
     def work(k):
@@ -529,11 +528,7 @@ def _simulate_pieces(plan, keys, out, workspaces, piece, bar=None):
                 if bar is not None:
                     with lock:
                         bar.update(p1 - p0)
-    n_threads = min(len(workspaces), len(starts))
-    futures = [_pool(numba.get_num_threads()).submit(work, k) for k in range(1, n_threads)]
-    work(0)
-    for f in futures:
-        f.result()
+    run_all([functools.partial(work, k) for k in range(min(len(workspaces), len(starts)))])
 
 
 #: Rows of one task of a wide network's GEMM: a fixed split, so the numbers do not depend on
@@ -564,14 +559,6 @@ def _matmul(a, b, out, threads=None):
     else:
         list(_pool(n_threads).map(part, tasks))
     return out
-
-
-def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
 
 
 @contextlib.contextmanager
